@@ -37,8 +37,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     On an exception the temporary file is removed and ``path`` is left untouched.
-    ``suffix`` is appended to the temporary name (some writers insist on an extension,
-    e.g. ``np.save`` appends ``.npy`` when it is missing).
+    ``suffix`` goes into the temporary name before ``.tmp`` (informative only; writers
+    that append an extension to a path, like ``np.save``, must be given a file object).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,8 +87,8 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> Non
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """``np.save`` atomically."""
-    with atomic_path(path, suffix=".npy") as tmp:
-        np.save(tmp, array)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)  # a file object: np.save would append ".npy" to a path
 
 
 def open_npy_memmap(path: str | os.PathLike, shape: tuple[int, ...], dtype: Any = np.float32) -> np.memmap:

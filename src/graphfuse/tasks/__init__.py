@@ -1,0 +1,5 @@
+"""LightningModules, one per task type."""
+
+from .action import ActionRecognition
+
+__all__ = ["ActionRecognition"]

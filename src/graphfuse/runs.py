@@ -1,0 +1,319 @@
+"""Run directories: ``runs/<name>/<version>/`` and the files a run leaves behind.
+
+Layout (see ``DESIGN.md``)::
+
+    runs/<name>/<version>/
+        config.yaml             resolved configuration (LightningCLI)
+        checkpoints/best.ckpt   best epoch on the selection split
+        checkpoints/last.ckpt   end of the last finished epoch (resume point)
+        metrics.csv             one row per epoch: train and val metrics, lr
+        events.out.tfevents.*   TensorBoard
+        curves.png              loss and accuracy per epoch, train and val
+        summary.json            final metrics, best epoch, protocol
+        scores.npz              per-sample test scores keyed by sample name
+        confusion_test.png      test confusion matrix
+
+An existing run is never overwritten; ``--ckpt_path last`` resumes the newest version.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from .io import atomic_path, write_json, write_text
+
+__all__ = ["resolve_run_dir", "RunArtifacts", "PROTOCOLS", "read_metrics_csv"]
+
+#: Model-selection protocols. ``official`` reproduces kchengiva/Shift-GCN, which evaluates
+#: on the test split every epoch and reports the best epoch (optimistic).
+PROTOCOLS = {
+    "holdout": "model selected on a held-out validation split of the training data; "
+    "test metrics reported at the selected epoch",
+    "official": "OFFICIAL PROTOCOL: model selected on the TEST split (best-on-test epoch, as the reference "
+    "code does); test numbers are optimistically biased and the 'val' metrics are test-split metrics",
+}
+
+_VERSION_RE = re.compile(r"^version_(\d+)$")
+
+
+def _versions(base: Path) -> list[tuple[int, Path]]:
+    if not base.is_dir():
+        return []
+    out = []
+    for p in base.iterdir():
+        m = _VERSION_RE.match(p.name)
+        if m and p.is_dir():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def resolve_run_dir(root: str | Path, name: str, version: str | None, resume: bool) -> Path:
+    """Pick the directory of a run.
+
+    * ``resume``: ``version`` if given, else the newest ``version_k`` holding a ``last.ckpt``.
+    * otherwise: ``version`` if given and not yet used, else the next free ``version_k``.
+    """
+    base = Path(root) / name
+    if resume:
+        if version is not None:
+            run_dir = base / version
+            if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+                raise FileNotFoundError(f"cannot resume: {run_dir}/checkpoints/last.ckpt does not exist")
+            return run_dir
+        for _, p in reversed(_versions(base)):
+            if (p / "checkpoints" / "last.ckpt").is_file():
+                return p
+        raise FileNotFoundError(
+            f"cannot resume: no run under {base} has checkpoints/last.ckpt (run.name={name!r}, run.root={str(root)!r})"
+        )
+    if version is not None:
+        run_dir = base / version
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise FileExistsError(
+                f"run directory {run_dir} already exists and is never overwritten; resume it with "
+                "--ckpt_path last, or choose another --run.version"
+            )
+        return run_dir
+    existing = _versions(base)
+    k = existing[-1][0] + 1 if existing else 0
+    return base / f"version_{k}"
+
+
+def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a run's ``metrics.csv`` with numbers parsed (empty cells -> NaN)."""
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            parsed: dict[str, Any] = {}
+            for k, v in row.items():
+                try:
+                    parsed[k] = float(v) if v != "" else math.nan
+                except ValueError:
+                    parsed[k] = v
+            if "epoch" in parsed:
+                parsed["epoch"] = int(parsed["epoch"])
+            rows.append(parsed)
+    return rows
+
+
+def _scalar(v: Any) -> float:
+    if isinstance(v, torch.Tensor):
+        return float(v.detach().float().cpu())
+    return float(v)
+
+
+class RunArtifacts(L.Callback):
+    """Writes ``metrics.csv``, ``curves.png``, ``summary.json``, ``scores.npz`` into a run directory.
+
+    Args:
+        run_dir: the run directory.
+        protocol: ``"holdout"`` or ``"official"`` (see :data:`PROTOCOLS`); written into every output.
+        monitor: the selection metric (``val/top1``), maximised.
+    """
+
+    def __init__(self, run_dir: str | Path, protocol: str = "holdout", monitor: str = "val/top1") -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
+        self.run_dir = Path(run_dir)
+        self.protocol = protocol
+        self.monitor = monitor
+        self.rows: list[dict[str, Any]] = []
+        self.train_time_s = 0.0
+        self._t0: float | None = None
+
+    # -- persistence across resume ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_time_s": self.train_time_s + self._elapsed()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_time_s = float(state_dict.get("train_time_s", 0.0))
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._t0 if self._t0 is not None else 0.0
+
+    # -- fit -------------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.rows = []
+        path = self.run_dir / "metrics.csv"
+        if path.is_file():  # resumed run: keep the epochs before the checkpoint
+            self.rows = [r for r in read_metrics_csv(path) if r["epoch"] < trainer.current_epoch]
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: _scalar(v) for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, **dict(sorted(metrics.items()))}
+        row["protocol"] = self.protocol
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        if trainer.is_global_zero:
+            self._write_metrics()
+            self._plot_curves()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.train_time_s += self._elapsed()
+        self._t0 = None
+        if trainer.is_global_zero:
+            self._write_summary(trainer, pl_module, fit_done=True)
+
+    # -- test -----------------------------------------------------------------------------------------
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        results = getattr(pl_module, "test_results", None)
+        if not trainer.is_global_zero or not results:
+            return
+        test_metrics = {
+            k: _scalar(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+        }
+        names = self._sample_names(trainer, "test")
+        index = results["index"].numpy()
+        scores = results["scores"].numpy().astype(np.float32)
+        labels = results["labels"].numpy()
+        if names is not None:
+            ids = np.asarray([names[i] for i in index])
+        else:
+            ids = np.asarray([str(i) for i in index])
+        with atomic_path(self.run_dir / "scores.npz", suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, names=ids, scores=scores, labels=labels, protocol=np.asarray(self.protocol))
+        self._plot_confusion(results["confusion"].numpy())
+        ckpt = getattr(trainer, "ckpt_path", None)
+        self._write_summary(
+            trainer,
+            pl_module,
+            test={
+                "metrics": test_metrics,
+                "checkpoint": str(ckpt) if ckpt else None,
+                "epoch": self._ckpt_epoch(ckpt),
+                "num_samples": int(len(ids)),
+                "scores": str(self.run_dir / "scores.npz"),
+            },
+        )
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _sample_names(trainer: L.Trainer, stage: str) -> list[str] | None:
+        dm = getattr(trainer, "datamodule", None)
+        fn = getattr(dm, "split_names", None)
+        return list(fn(stage)) if callable(fn) else None
+
+    @staticmethod
+    def _ckpt_epoch(ckpt: str | None) -> int | None:
+        if not ckpt or not Path(ckpt).is_file():
+            return None
+        try:
+            return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("epoch"))
+        except Exception:  # a converted checkpoint may carry no epoch
+            return None
+
+    def _write_metrics(self) -> None:
+        columns: list[str] = []
+        for r in self.rows:
+            columns += [k for k in r if k not in columns]
+        columns = ["epoch"] + sorted(c for c in columns if c not in ("epoch", "protocol")) + ["protocol"]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow({c: ("" if isinstance(r.get(c), float) and math.isnan(r[c]) else r.get(c, "")) for c in columns})
+        write_text(self.run_dir / "metrics.csv", buf.getvalue())
+
+    def best_row(self) -> dict[str, Any] | None:
+        """The first epoch with the highest monitored value (ties keep the earliest, as ModelCheckpoint)."""
+        best = None
+        for r in self.rows:
+            v = r.get(self.monitor)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                continue
+            if best is None or v > best[self.monitor]:
+                best = r
+        return best
+
+    def _write_summary(self, trainer: L.Trainer, pl_module: L.LightningModule, fit_done: bool = False,
+                       test: dict[str, Any] | None = None) -> None:
+        path = self.run_dir / "summary.json"
+        summary: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        summary.update(
+            {
+                "run_dir": str(self.run_dir),
+                "protocol": {"name": self.protocol, "description": PROTOCOLS[self.protocol]},
+                "monitor": self.monitor,
+                "trainable_parameters": int(sum(p.numel() for p in pl_module.parameters() if p.requires_grad)),
+            }
+        )
+        if fit_done:
+            best = self.best_row()
+            summary.update(
+                {
+                    "epochs_trained": len(self.rows),
+                    "best_epoch": best["epoch"] if best else None,
+                    "best": {k: v for k, v in (best or {}).items() if k not in ("epoch", "protocol")},
+                    "train_time_s": round(self.train_time_s, 2),
+                    "checkpoints": {
+                        "best": str(self.run_dir / "checkpoints" / "best.ckpt"),
+                        "last": str(self.run_dir / "checkpoints" / "last.ckpt"),
+                    },
+                    "curves": str(self.run_dir / "curves.png"),
+                }
+            )
+        if test is not None:
+            summary["test"] = test
+        write_json(path, summary)
+
+    def _plot_curves(self) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [r["epoch"] for r in self.rows]
+        panels = [("loss", "loss"), ("top1", "top-1 accuracy")]
+        fig, axes = plt.subplots(1, len(panels), figsize=(10, 4))
+        for ax, (key, label) in zip(axes, panels):
+            for stage, style in (("train", "-o"), ("val", "-s")):
+                ys = [r.get(f"{stage}/{key}", math.nan) for r in self.rows]
+                if not all(isinstance(y, float) and math.isnan(y) for y in ys):
+                    ax.plot(epochs, ys, style, ms=3, label=stage if stage == "train" or self.protocol == "holdout"
+                            else "val (= TEST split)")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        title = f"{self.run_dir}"
+        if self.protocol == "official":
+            title += "\nofficial protocol: selection on the test split"
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        with atomic_path(self.run_dir / "curves.png", suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
+
+    def _plot_confusion(self, confusion: np.ndarray) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        k = confusion.shape[0]
+        norm = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+        size = min(4 + k * 0.12, 20)
+        fig, ax = plt.subplots(figsize=(size, size))
+        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title("test confusion (row-normalised)" + (" - official protocol" if self.protocol == "official" else ""))
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.tight_layout()
+        with atomic_path(self.run_dir / "confusion_test.png", suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
