@@ -1,0 +1,439 @@
+"""Prepare an NTU RGB+D benchmark from the raw ``.skeleton`` files.
+
+Equal to the official Shift-GCN ``data_gen/ntu_gendata.py`` / ``ntu120_gendata.py``
+followed by ``preprocess.pre_normalization`` (and ``gen_bone_data.py`` /
+``gen_motion_data.py`` for the optional stored streams), with these deliberate
+differences (see ``docs/data_ntu.md``):
+
+* files are taken in sorted name order (the official code uses ``os.listdir`` order);
+* NTU60 benchmarks use only setups 1-17 and actions 1-60 when the raw directory also
+  holds NTU120 files (the official script would take every file, with 120 labels);
+* a sequence longer than ``max_frame`` frames is cut to its first ``max_frame`` frames
+  after the body selection (the official script raises a broadcasting error);
+* a file without any skeleton data is an error (or skipped and listed), not a zero sample;
+* bad files raise an error naming the file and line, or are skipped and listed.
+
+Output (``out/``): ``{train,test}_joint.npy`` float32 (N, 3, max_frame, 25, 2), optional
+``{split}_{stream}.npy``, and ``meta.json`` (schema in ``docs/data_ntu.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from graphfuse.graphs import ntu25
+from graphfuse.io import open_npy_memmap, write_json
+
+from .benchmarks import Benchmark, get_benchmark, load_missing_list, missing_skeletons
+from .normalize import pre_normalize
+from .reader import NUM_JOINTS, SkeletonFormatError, SkeletonSequence, parse_ntu_name, read_skeleton
+
+__all__ = [
+    "prepare_ntu",
+    "process_file",
+    "select_bodies",
+    "EmptySkeletonError",
+    "STREAMS",
+    "MAX_BODY_KINECT",
+    "MAX_BODY_TRUE",
+]
+
+log = logging.getLogger(__name__)
+
+#: Body slots read per frame and bodies kept, as the official ``max_body_kinect`` / ``max_body_true``.
+MAX_BODY_KINECT = 4
+MAX_BODY_TRUE = 2
+#: Streams that can be stored besides ``joint``.
+STREAMS = ("bone", "joint_motion", "bone_motion")
+FORMAT_VERSION = 1
+
+
+class EmptySkeletonError(ValueError):
+    """A file holds no skeleton data (no body, or only all-zero joints)."""
+
+
+@dataclass
+class _SampleInfo:
+    num_frames: int
+    total_frames: int
+    dropped_bodies: int  # body records beyond the 4 slots the official reader keeps
+
+
+def select_bodies(seq: SkeletonSequence, max_frame: int = 300) -> tuple[np.ndarray, _SampleInfo]:
+    """The official ``read_xyz`` body selection on a parsed file.
+
+    Returns ``data``: (3, min(T, max_frame), 25, 2) float64 and info. Bodies are placed by
+    their slot (order within the frame) in 4 slots; a slot's energy is, over its non-empty
+    frames (coordinate sum != 0), the std of x plus the std of y plus the std of z, each over
+    frames x joints (0 for an empty slot). The two slots of highest energy are kept, highest
+    first. Ties go to the higher slot, as the official ``argsort()[::-1]`` does with numpy's
+    (stable for 4 elements) introsort. Energy uses all frames, also those past ``max_frame``.
+    """
+    T = seq.num_frames
+    keep = seq.body_slot < MAX_BODY_KINECT
+    dense = np.zeros((MAX_BODY_KINECT, T, NUM_JOINTS, 3), dtype=np.float64)
+    dense[seq.body_slot[keep], seq.body_frame[keep]] = seq.xyz[keep]
+    valid = dense.sum(-1).sum(-1) != 0  # (4, T), the official get_nonzero_std frame test
+    w = valid[:, :, None, None]
+    count = np.maximum(valid.sum(1) * NUM_JOINTS, 1)[:, None]  # values per channel and slot
+    mean = np.where(w, dense, 0.0).sum(axis=(1, 2)) / count  # (4, 3)
+    var = np.where(w, (dense - mean[:, None, None, :]) ** 2, 0.0).sum(axis=(1, 2)) / count
+    energy = np.where(valid.any(1), np.sqrt(var).sum(-1), 0.0)  # population std, as np.std
+    order = np.argsort(energy, kind="stable")[::-1][:MAX_BODY_TRUE]
+    data = dense[order].transpose(3, 1, 2, 0)[:, :max_frame]  # (3, T', 25, 2)
+    num_frames = int(valid[order][:, :max_frame].any(0).sum())
+    return data, _SampleInfo(num_frames, T, int((~keep).sum()))
+
+
+def _joint_line(seq: SkeletonSequence, body: int, joint: int) -> int:
+    """1-based line of a joint line (from the file layout: 27 lines per body record)."""
+    return 1 + 2 + int(seq.body_frame[body]) + 27 * body + 2 + joint
+
+
+def _read_sample(path: str | os.PathLike, max_frame: int) -> tuple[np.ndarray, _SampleInfo]:
+    seq = read_skeleton(path)
+    finite = np.isfinite(seq.xyz).all(-1)
+    if not finite.all():
+        b, j = np.argwhere(~finite)[0]
+        raise SkeletonFormatError(path, _joint_line(seq, b, j), "non-finite joint coordinate")
+    data, info = select_bodies(seq, max_frame)
+    if not data.any():
+        if seq.num_bodies == 0:
+            reason = f"no body in any of its {seq.num_frames} frames"
+        elif info.total_frames > max_frame:
+            reason = f"all joint coordinates in the first {max_frame} frames are zero"
+        else:
+            reason = "all joint coordinates are zero"
+        raise EmptySkeletonError(f"{path}: no skeleton data ({reason})")
+    return data, info
+
+
+def process_file(path: str | os.PathLike, max_frame: int = 300) -> tuple[np.ndarray, int]:
+    """One file as the official ``read_xyz`` reads it, before normalisation.
+
+    Returns ``(data, num_frames)``: ``data`` (3, T, 25, 2) float64 with
+    ``T = min(frames in the file, max_frame)``, the two bodies of highest energy; and the
+    number of frames among those T in which one of the two bodies is present.
+    Raises :class:`SkeletonFormatError` or :class:`EmptySkeletonError`.
+    """
+    data, info = _read_sample(path, max_frame)
+    return data, info.num_frames
+
+
+def _derive_stream(joint: np.ndarray, stream: str) -> np.ndarray:
+    """A derived stream of normalised joints ``joint``: (N, 3, T, V, M) float32.
+
+    Numpy only, so preparation does not import torch (``graphfuse.data.skeleton.compute_stream``
+    computes the same on the fly).
+
+    ``bone``: ``joint[..., v, :] - joint[..., parent[v], :]`` (official ``gen_bone_data.py``);
+    ``*_motion``: ``m[:, :, t] = x[:, :, t + 1] - x[:, :, t]``, ``m[:, :, T - 1] = 0``
+    (official ``gen_motion_data.py``).
+    """
+    if stream == "joint":
+        return joint
+    if stream in ("bone", "bone_motion"):
+        x = joint - joint[:, :, :, ntu25.bone_parents(), :]
+    elif stream == "joint_motion":
+        x = joint
+    else:
+        raise ValueError(f"unknown stream {stream!r}; choose from joint, {', '.join(STREAMS)}")
+    if stream.endswith("_motion"):
+        m = np.zeros_like(x)
+        m[:, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
+        return m
+    return x
+
+
+# ---------------------------------------------------------------------------------------
+# worker side
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class _Task:
+    split: str
+    first: int  # index of the first file of the chunk within its split
+    paths: list[str]
+    max_frame: int
+
+
+@dataclass
+class _Result:
+    split: str
+    first: int
+    ok: list[int] = field(default_factory=list)  # positions within the chunk
+    data: np.ndarray | None = None  # (len(ok), 3, max_frame, 25, 2) float32, normalised
+    infos: list[_SampleInfo] = field(default_factory=list)
+    errors: list[tuple[int, BaseException]] = field(default_factory=list)
+
+
+def _work(task: _Task) -> _Result:
+    res = _Result(task.split, task.first)
+    arrays = []
+    for k, path in enumerate(task.paths):  # a loop over files
+        try:
+            data, info = _read_sample(path, task.max_frame)
+        except (ValueError, OSError) as exc:  # format errors, empty files, unreadable files
+            res.errors.append((k, exc))
+            continue
+        res.ok.append(k)
+        res.infos.append(info)
+        arrays.append(data)
+    batch = np.zeros((len(arrays), 3, task.max_frame, NUM_JOINTS, MAX_BODY_TRUE), dtype=np.float32)
+    for i, a in enumerate(arrays):  # placement only; float64 -> float32 as the official fp[i] = data
+        batch[i, :, : a.shape[1]] = a
+    res.data = pre_normalize(batch)
+    return res
+
+
+# ---------------------------------------------------------------------------------------
+# main side
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class _Split:
+    names: list[str]
+    paths: list[str]
+    labels: list[int]
+    arrays: dict[str, np.memmap] = field(default_factory=dict)
+    kept_names: list[str] = field(default_factory=list)
+    kept_labels: list[int] = field(default_factory=list)
+    num_frames: list[int] = field(default_factory=list)
+    written: int = 0
+
+
+def _resolve_missing(bench: Benchmark, missing_list: Any) -> frozenset[str]:
+    if missing_list is None:
+        return missing_skeletons(bench)
+    return load_missing_list(missing_list)
+
+
+def _chunks(split: str, paths: list[str], size: int, max_frame: int) -> Iterable[_Task]:
+    for i in range(0, len(paths), size):
+        yield _Task(split, i, paths[i : i + size], max_frame)
+
+
+def prepare_ntu(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    benchmark: str | Benchmark,
+    *,
+    workers: int | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+    missing_list: str | os.PathLike | Iterable[str] | None = None,
+    max_frame: int = 300,
+    write_streams: Sequence[str] = (),
+    progress: bool = True,
+) -> dict:
+    """Prepare ``benchmark`` from the ``.skeleton`` files in ``root`` into ``out``.
+
+    Args:
+        root: directory holding ``*.skeleton`` files (NTU60 or NTU120 release, or synthetic).
+        out: output directory (created); existing files of the same names are replaced.
+        benchmark: a name of :data:`~graphfuse.data.ntu.benchmarks.BENCHMARKS` or a Benchmark.
+        workers: processes reading files in parallel (None: all cores; 1: in this process).
+        on_error: ``"raise"`` stops at the first bad file (training files first, then test
+            files, each in sorted order) with an error naming it; ``"skip"`` leaves bad
+            files out and lists them in ``meta["skipped"]``.
+        missing_list: sample ids to exclude: None for the benchmark's official list, a path
+            to a list file, or an iterable of ids (empty: exclude nothing).
+        max_frame: frames per sample (official 300); longer files are cut after body selection.
+        write_streams: derived streams to store as well: ``bone``, ``joint_motion``,
+            ``bone_motion`` (computed from the normalised joints).
+        progress: show a progress bar.
+
+    Returns the ``meta.json`` content. Arrays are written through memory maps, one chunk
+    of samples at a time, to temporary names that are renamed when complete.
+    """
+    bench = get_benchmark(benchmark)
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    streams = list(dict.fromkeys(write_streams))
+    unknown = [s for s in streams if s not in STREAMS]
+    if unknown:
+        raise ValueError(f"unknown streams {unknown}; choose from {list(STREAMS)}")
+    if int(max_frame) < 1:
+        raise ValueError(f"max_frame must be >= 1, got {max_frame}")
+    max_frame = int(max_frame)
+    root = Path(root)
+    out = Path(out)
+    if not root.is_dir():
+        raise FileNotFoundError(f"NTU raw directory not found: {root}")
+    files = sorted(p for p in root.glob("*.skeleton") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no .skeleton files in {root}")
+    missing = _resolve_missing(bench, missing_list)
+    workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
+
+    skipped: list[dict[str, str]] = []
+    splits = {"train": _Split([], [], []), "test": _Split([], [], [])}
+    excluded = out_of_scope = 0
+    for p in files:
+        name = p.name[: -len(".skeleton")]
+        try:
+            action = parse_ntu_name(name)[4]
+        except ValueError as exc:
+            if on_error == "raise":
+                raise ValueError(f"{p}: {exc}") from None
+            skipped.append({"file": p.name, "reason": str(exc)})
+            continue
+        if not bench.in_scope(name):
+            out_of_scope += 1
+            continue
+        if name in missing:
+            excluded += 1
+            continue
+        s = splits[bench.split_of(name)]
+        s.names.append(name)
+        s.paths.append(str(p))
+        s.labels.append(action - 1)
+    if out_of_scope:
+        msg = (f"{out_of_scope} of {len(files)} files in {root} are outside {bench.name} "
+               f"(setup > {bench.max_setup} or action > {bench.max_action}) and are not used")
+        log.info(msg)
+        if progress:
+            print(msg, file=sys.stderr)
+    total = sum(len(s.names) for s in splits.values())
+    if total == 0:
+        raise ValueError(f"no sample of {bench.name} in {root} ({len(files)} .skeleton files, "
+                         f"{excluded} on the missing-skeleton list, {out_of_scope} out of scope)")
+
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        (out / "meta.json").unlink()  # written last: never describes half-replaced arrays
+    shape_tail = (3, max_frame, NUM_JOINTS, MAX_BODY_TRUE)
+    all_streams = ["joint", *streams]
+    chunk = max(1, min(32, math.ceil(total / (4 * workers))))
+    truncated: list[str] = []
+    dropped: list[str] = []
+
+    try:
+        for split, s in splits.items():
+            for st in all_streams:
+                if s.names:
+                    s.arrays[st] = open_npy_memmap(out / f"{split}_{st}.npy", (len(s.names), *shape_tail))
+        tasks = [t for split, s in splits.items() for t in _chunks(split, s.paths, chunk, max_frame)]
+        from tqdm import tqdm
+
+        with contextlib.ExitStack() as stack:
+            if workers > 1 and len(tasks) > 1:
+                # The pool is started before the progress bar's monitor thread exists.
+                pool = stack.enter_context(mp.get_context().Pool(min(workers, len(tasks))))
+                results = pool.imap(_work, tasks)
+            else:
+                results = map(_work, tasks)
+            bar = stack.enter_context(tqdm(total=total, disable=not progress, unit="file",
+                                           desc=f"prepare {bench.name}"))
+            for res in results:
+                s = splits[res.split]
+                for k, exc in res.errors:
+                    if on_error == "raise":
+                        raise exc
+                    skipped.append({"file": Path(s.paths[res.first + k]).name, "reason": str(exc)})
+                n = len(res.ok)
+                if n:
+                    rows = slice(s.written, s.written + n)
+                    joint = res.data
+                    for st in all_streams:
+                        s.arrays[st][rows] = _derive_stream(joint, st)
+                    for k, info in zip(res.ok, res.infos):
+                        i = res.first + k
+                        s.kept_names.append(s.names[i])
+                        s.kept_labels.append(s.labels[i])
+                        s.num_frames.append(info.num_frames)
+                        if info.total_frames > max_frame:
+                            truncated.append(s.names[i])
+                        if info.dropped_bodies:
+                            dropped.append(s.names[i])
+                    s.written += n
+                bar.update(len(res.ok) + len(res.errors))
+        _finish_arrays(out, splits, all_streams, shape_tail)
+    except BaseException:
+        for s in splits.values():
+            for arr in s.arrays.values():
+                with contextlib.suppress(OSError):
+                    os.unlink(arr.filename)
+        raise
+
+    if truncated:
+        log.warning("%d samples had more than %d frames and were cut to %d (e.g. %s)",
+                    len(truncated), max_frame, max_frame, truncated[0])
+    if dropped:
+        log.warning("%d samples had more than %d bodies in a frame; bodies after the %dth were not "
+                    "read, as in the official code (e.g. %s)", len(dropped), MAX_BODY_KINECT,
+                    MAX_BODY_KINECT, dropped[0])
+    from graphfuse import __version__
+
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "dataset": "ntu",
+        "benchmark": bench.name,
+        "num_class": bench.num_class,
+        "layout": "N C T V M",
+        "max_frame": max_frame,
+        "num_joint": NUM_JOINTS,
+        "num_person": MAX_BODY_TRUE,
+        "streams": all_streams,
+        "splits": {
+            split: {
+                "files": {st: f"{split}_{st}.npy" for st in all_streams},
+                "samples": s.kept_names,
+                "labels": s.kept_labels,
+                "num_frames": s.num_frames,
+            }
+            for split, s in splits.items()
+        },
+        "counts": {
+            split: {
+                "samples": len(s.kept_names),
+                "per_class": np.bincount(np.asarray(s.kept_labels, dtype=np.int64),
+                                         minlength=bench.num_class).tolist(),
+            }
+            for split, s in splits.items()
+        },
+        "skipped": skipped,
+        "excluded_missing_skeletons": excluded,
+        "source": {"root": str(root.resolve()), "graphfuse_version": __version__},
+    }
+    write_json(out / "meta.json", meta)
+    return meta
+
+
+def _finish_arrays(out: Path, splits: dict[str, _Split], streams: list[str], shape_tail: tuple) -> None:
+    """Flush, shrink (when files were skipped) and rename every array to its final name."""
+    from graphfuse.io import save_npy
+
+    for split, s in splits.items():
+        for st in streams:
+            final = out / f"{split}_{st}.npy"
+            if not s.names or s.written == 0:
+                save_npy(final, np.zeros((0, *shape_tail), dtype=np.float32))
+                if st in s.arrays:
+                    os.unlink(s.arrays.pop(st).filename)
+                continue
+            arr = s.arrays[st]
+            if s.written < len(s.names):
+                # Skipped files leave unused rows at the end: copy the written rows into an
+                # array of the right size, a chunk at a time.
+                small = open_npy_memmap(final, (s.written, *shape_tail))
+                step = 64
+                for i in range(0, s.written, step):
+                    j = min(i + step, s.written)
+                    small[i:j] = arr[i:j]
+                small.flush()
+                os.unlink(arr.filename)
+                s.arrays[st] = arr = small
+            arr.flush()
+            os.replace(arr.filename, final)
+            del s.arrays[st]

@@ -1,0 +1,479 @@
+"""Reader (and writer) for the NTU RGB+D ``.skeleton`` text format.
+
+Format (Shahroudy et al., CVPR 2016; read by ``Matlab/read_skeleton_file.m`` in
+shahroudy/NTURGB-D and by ``read_skeleton_filter`` in the official Shift-GCN
+``data_gen/ntu_gendata.py``)::
+
+    <numFrames>
+    repeat numFrames:
+      <numBodies>
+      repeat numBodies:
+        bodyID clippedEdges handLeftConfidence handLeftState handRightConfidence
+               handRightState isRestricted leanX leanY trackingState          (10 values)
+        <numJoints = 25>
+        repeat 25:
+          x y z depthX depthY colorX colorY orientationW orientationX orientationY
+                orientationZ trackingState                                     (12 values)
+
+Lines may end in CRLF. ``bodyID`` is a 64-bit Kinect tracking id; it is parsed as an exact
+unsigned integer here (the official Python reader goes through ``float`` and loses digits).
+
+Parsing is vectorised: the file is read at once, tokens and their line numbers are found
+with numpy on the byte buffer, every line is classified by its token count, the grammar
+is checked with index arithmetic and all numbers are converted in one call. There is no
+Python loop over frames, bodies or joints.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "NUM_JOINTS",
+    "SkeletonFormatError",
+    "SkeletonSequence",
+    "read_skeleton",
+    "parse_skeleton",
+    "write_skeleton",
+    "format_skeleton",
+    "make_sequence",
+    "parse_ntu_name",
+    "NTU_NAME_RE",
+]
+
+NUM_JOINTS = 25
+_BODY_FIELDS = 10
+_JOINT_FIELDS = 12
+
+#: ``SsssCcccPpppRrrrAaaa``: setup, camera, performer (subject), replication, action.
+NTU_NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+
+
+class SkeletonFormatError(ValueError):
+    """A ``.skeleton`` file does not follow the format. ``line`` is 1-based (0: unknown)."""
+
+    def __init__(self, path: str | os.PathLike, line: int, reason: str):
+        self.path = str(path)
+        self.line = int(line)
+        self.reason = reason
+        where = f"{self.path}, line {self.line}" if self.line > 0 else self.path
+        super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self):  # keep the three-argument constructor picklable (multiprocessing)
+        return (type(self), (self.path, self.line, self.reason))
+
+
+@dataclass(eq=False)
+class SkeletonSequence:
+    """Every field of one ``.skeleton`` file, one row per body record (B records in all).
+
+    A body record is one body in one frame. ``body_frame[b]`` is its 0-based frame index and
+    ``body_slot[b]`` its order of appearance within that frame (the "body index" of the
+    official ``read_xyz``, which is *not* a tracking identity: slots can swap between
+    frames). Records are in file order, so ``body_frame`` is non-decreasing.
+
+    Shapes: ``B`` body records, ``V = 25`` joints.
+    """
+
+    path: str
+    num_frames: int                    #: declared frame count (first line)
+    bodies_per_frame: np.ndarray       #: (num_frames,) int64
+    body_frame: np.ndarray             #: (B,) int64
+    body_slot: np.ndarray              #: (B,) int64
+    body_id: np.ndarray                #: (B,) uint64, exact
+    clipped_edges: np.ndarray          #: (B,) int32 (bit flags)
+    hand_left_confidence: np.ndarray   #: (B,) int32
+    hand_left_state: np.ndarray        #: (B,) int32
+    hand_right_confidence: np.ndarray  #: (B,) int32
+    hand_right_state: np.ndarray       #: (B,) int32
+    is_restricted: np.ndarray          #: (B,) int32
+    lean: np.ndarray                   #: (B, 2) float64, (leanX, leanY)
+    tracking_state: np.ndarray         #: (B,) int32, body tracking state
+    xyz: np.ndarray                    #: (B, V, 3) float64, camera space in metres
+    depth_xy: np.ndarray               #: (B, V, 2) float64, pixel in the 512x424 depth map
+    color_xy: np.ndarray               #: (B, V, 2) float64, pixel in the 1920x1080 RGB frame
+    orientation: np.ndarray            #: (B, V, 4) float64, quaternion (W, X, Y, Z)
+    joint_tracking_state: np.ndarray   #: (B, V) int32, 0 not tracked, 1 inferred, 2 tracked
+
+    @property
+    def num_bodies(self) -> int:
+        """Number of body records B (bodies summed over frames)."""
+        return int(self.body_frame.shape[0])
+
+    @property
+    def max_bodies(self) -> int:
+        """Largest number of bodies in one frame (0 for a file without bodies)."""
+        return int(self.bodies_per_frame.max(initial=0))
+
+
+def _error(source: str, line0: int | np.integer, reason: str) -> SkeletonFormatError:
+    return SkeletonFormatError(source, int(line0) + 1, reason)
+
+
+def _first(mask: np.ndarray) -> int | None:
+    idx = np.flatnonzero(mask)
+    return int(idx[0]) if idx.size else None
+
+
+def read_skeleton(path: str | os.PathLike) -> SkeletonSequence:
+    """Read one NTU RGB+D ``.skeleton`` file (every field).
+
+    Raises :class:`SkeletonFormatError` (a ``ValueError``) naming the file and the 1-based
+    line on any deviation from the format: empty or truncated file, a line with the wrong
+    number of values, a non-numeric value, ``numJoints != 25``, a frame or body count that
+    does not match the data that follows, or trailing data.
+    """
+    path = Path(path)
+    return parse_skeleton(path.read_bytes(), source=str(path))
+
+
+def parse_skeleton(raw: bytes, source: str = "<bytes>") -> SkeletonSequence:
+    """Parse the bytes of a ``.skeleton`` file; ``source`` names it in errors."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    # bytes.split() whitespace: \t \n \v \f \r (9..13) and space.
+    ws = (buf == 32) | ((buf - np.uint8(9)) <= 4)
+    # A token starts at a non-whitespace byte that follows whitespace (or the file start).
+    starts = ~ws
+    starts[1:] &= ws[:-1]
+    tok_pos = np.flatnonzero(starts)
+    n_tok = int(tok_pos.size)
+    if n_tok == 0:
+        raise _error(source, 0, "empty file")
+    newline_pos = np.flatnonzero(buf == 10)
+    # Tokens before each newline give the token count of every line (line i ends at newline i).
+    before = np.searchsorted(tok_pos, newline_pos)
+    ends = np.concatenate((before, [n_tok]))
+    line_first_tok = np.concatenate(([0], before))
+    counts = ends - line_first_tok
+    n_lines = int(np.flatnonzero(counts)[-1]) + 1  # up to the last line holding data
+    counts = counts[:n_lines]                       # (trailing blank lines are fine)
+    line_first_tok = line_first_tok[:n_lines]
+
+    blank = _first(counts == 0)
+    if blank is not None:
+        raise _error(source, blank, "blank line inside the data")
+    bad = _first((counts != 1) & (counts != _BODY_FIELDS) & (counts != _JOINT_FIELDS))
+    if bad is not None:
+        raise _error(
+            source, bad,
+            f"expected 1 value (a count), {_BODY_FIELDS} (a body line) or {_JOINT_FIELDS} "
+            f"(a joint line), found {int(counts[bad])}",
+        )
+    values = _to_float(raw, n_tok, lambda i: int(np.searchsorted(newline_pos, tok_pos[i])), source)
+
+    # ---- grammar, by index arithmetic -------------------------------------------------
+    errors: list[tuple[int, str]] = []  # (0-based line, reason); the earliest line is reported
+
+    if counts[0] != 1:
+        errors.append((0, "the first line must hold the frame count"))
+    body_lines = np.flatnonzero(counts == _BODY_FIELDS)
+    nj_lines = body_lines + 1
+    joint_lines = (body_lines[:, None] + 2 + np.arange(NUM_JOINTS)).reshape(-1)
+
+    past_end = nj_lines >= n_lines
+    if past_end.any():
+        errors.append((n_lines, "unexpected end of file: expected the joint count after a body line"))
+    nj_ok = nj_lines[~past_end]
+    bad = _first(counts[nj_ok] != 1)
+    if bad is not None:
+        errors.append((nj_ok[bad], "expected the joint count (1 value) after a body line"))
+    else:
+        nj_vals = values[line_first_tok[nj_ok]]
+        bad = _first(nj_vals != NUM_JOINTS)
+        if bad is not None:
+            errors.append((nj_ok[bad], f"numJoints must be {NUM_JOINTS}, found {_fmt(nj_vals[bad])}"))
+
+    past_end = joint_lines >= n_lines
+    if past_end.any():
+        errors.append((n_lines, "unexpected end of file inside the joints of a body"))
+    j_ok = joint_lines[~past_end]
+    bad = _first(counts[j_ok] != _JOINT_FIELDS)
+    if bad is not None:
+        errors.append((j_ok[bad], f"expected a joint line ({_JOINT_FIELDS} values), found a line of "
+                                  f"{int(counts[j_ok[bad]])}"))
+
+    role = np.zeros(n_lines, dtype=np.int8)  # 0 free, 1 body, 2 numJoints, 3 joint
+    role[body_lines] = 1
+    role[nj_ok] = 2
+    role[j_ok] = 3
+    bad = _first((role == 0) & (counts == _JOINT_FIELDS))
+    if bad is not None:
+        errors.append((bad, "joint line outside the 25 joint lines of a body"))
+
+    header_lines = np.flatnonzero((role == 0) & (counts == 1))
+    if header_lines.size and header_lines[0] == 0:
+        header_lines = header_lines[1:]
+    num_frames_val = values[0] if counts[0] == 1 else -1.0
+    if counts[0] == 1 and not _is_count(num_frames_val):
+        errors.append((0, f"frame count must be a non-negative integer, found {_fmt(num_frames_val)}"))
+    num_frames = int(num_frames_val) if _is_count(num_frames_val) else -1
+
+    if num_frames >= 0:
+        if header_lines.size < num_frames:
+            errors.append((n_lines, f"unexpected end of file: line 1 declares {num_frames} frames, "
+                                    f"found {header_lines.size}"))
+        elif header_lines.size > num_frames:
+            errors.append((header_lines[num_frames],
+                           f"data after the {num_frames} frames declared in line 1"))
+
+    nb_vals = values[line_first_tok[header_lines]]
+    bad = _first(~_is_count(nb_vals))
+    if bad is not None:
+        errors.append((header_lines[bad],
+                       f"body count must be a non-negative integer, found {_fmt(nb_vals[bad])}"))
+
+    body_frame = np.searchsorted(header_lines, body_lines) - 1
+    bad = _first(body_frame < 0)
+    if bad is not None:
+        errors.append((body_lines[bad], "body line before the first frame's body count"))
+
+    if not errors:
+        found = np.bincount(body_frame, minlength=header_lines.size)
+        bad = _first(found != nb_vals)
+        if bad is not None:
+            errors.append((header_lines[bad], f"frame {bad + 1} declares {_fmt(nb_vals[bad])} bodies, "
+                                              f"found {int(found[bad])}"))
+
+    # ---- fields -------------------------------------------------------------------------
+    if not errors:
+        body_vals = values[line_first_tok[body_lines][:, None] + np.arange(_BODY_FIELDS)]
+        joint_vals = values[line_first_tok[joint_lines][:, None] + np.arange(_JOINT_FIELDS)]
+        joint_vals = joint_vals.reshape(-1, NUM_JOINTS, _JOINT_FIELDS)
+        int_body = body_vals[:, [1, 2, 3, 4, 5, 6, 9]]
+        bad = _first(~_is_int32(int_body).all(axis=1))
+        if bad is not None:
+            errors.append((body_lines[bad], "clippedEdges, hand confidences/states, isRestricted and "
+                                            "trackingState must be integers"))
+        bad = _first(~_is_int32(joint_vals[:, :, 11]).reshape(-1))
+        if bad is not None:
+            errors.append((joint_lines[bad], "joint trackingState must be an integer"))
+    if errors:
+        line, reason = min(errors, key=lambda e: e[0])
+        raise _error(source, line, reason)
+
+    body_id = _parse_body_ids(buf, tok_pos[line_first_tok[body_lines]], body_lines, source)
+    nb = nb_vals.astype(np.int64)
+    frame_first_body = np.concatenate(([0], np.cumsum(nb)[:-1]))
+    body_frame = body_frame.astype(np.int64)
+    body_slot = np.arange(body_lines.size, dtype=np.int64) - frame_first_body[body_frame]
+    return SkeletonSequence(
+        path=source,
+        num_frames=num_frames,
+        bodies_per_frame=nb,
+        body_frame=body_frame,
+        body_slot=body_slot,
+        body_id=body_id,
+        clipped_edges=body_vals[:, 1].astype(np.int32),
+        hand_left_confidence=body_vals[:, 2].astype(np.int32),
+        hand_left_state=body_vals[:, 3].astype(np.int32),
+        hand_right_confidence=body_vals[:, 4].astype(np.int32),
+        hand_right_state=body_vals[:, 5].astype(np.int32),
+        is_restricted=body_vals[:, 6].astype(np.int32),
+        lean=np.ascontiguousarray(body_vals[:, 7:9]),
+        tracking_state=body_vals[:, 9].astype(np.int32),
+        xyz=np.ascontiguousarray(joint_vals[:, :, 0:3]),
+        depth_xy=np.ascontiguousarray(joint_vals[:, :, 3:5]),
+        color_xy=np.ascontiguousarray(joint_vals[:, :, 5:7]),
+        orientation=np.ascontiguousarray(joint_vals[:, :, 7:11]),
+        joint_tracking_state=joint_vals[:, :, 11].astype(np.int32),
+    )
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if np.isfinite(v) and float(v).is_integer() else repr(float(v))
+
+
+def _is_count(v: np.ndarray | float) -> np.ndarray | bool:
+    v = np.asarray(v)
+    out = np.isfinite(v) & (v >= 0) & (v == np.floor(v))
+    return out if out.ndim else bool(out)
+
+
+def _is_int32(v: np.ndarray) -> np.ndarray:
+    return np.isfinite(v) & (v == np.floor(v)) & (np.abs(v) < 2**31)
+
+
+def _to_float(raw: bytes, n_tok: int, line_of_token: Callable[[int], int], source: str) -> np.ndarray:
+    """All tokens as float64, with the semantics of Python ``float`` (as the official reader).
+
+    The fast path is numpy's C text parser (all tokens or an exception). When it refuses a
+    token, the first token that ``float`` rejects is located (error path only) and reported
+    with its line; tokens that only Python accepts are converted by Python.
+    """
+    try:
+        values = np.fromstring(raw, dtype=np.float64, sep=" ")
+        if values.size == n_tok:
+            return values
+    except ValueError:
+        pass
+    tokens = raw.split()
+    for i, tok in enumerate(tokens):  # error path only
+        try:
+            float(tok)
+        except ValueError:
+            text = tok.decode("ascii", "backslashreplace")
+            raise _error(source, line_of_token(i), f"non-numeric value {text!r}") from None
+    return np.array(list(map(float, tokens)), dtype=np.float64)
+
+
+_POW10 = 10 ** np.arange(9, -1, -1, dtype=np.uint64)  # 10^9 .. 10^0
+
+
+def _parse_body_ids(buf: np.ndarray, starts: np.ndarray, lines: np.ndarray, source: str) -> np.ndarray:
+    """Exact unsigned 64-bit values of the decimal tokens starting at byte offsets ``starts``.
+
+    Vectorised: up to 20 digits are right-aligned into a (B, 20) table and combined as
+    ``high * 10^10 + low`` from two 10-digit halves, with an explicit overflow check.
+    """
+    B = starts.size
+    if B == 0:
+        return np.zeros(0, dtype=np.uint64)
+    width = 21  # 20 digits (2^64 - 1 has 20) and the whitespace after them
+    idx = starts[:, None] + np.arange(width)
+    window = np.where(idx < buf.size, buf[np.minimum(idx, buf.size - 1)], np.uint8(32))
+    is_ws = (window == 32) | ((window - np.uint8(9)) <= 4)
+    length = np.argmax(is_ws, axis=1)  # first whitespace = token length (0 if none: too long)
+    col = np.arange(width)[None, :]
+    inside = col < length[:, None]
+    digit = window - np.uint8(48)
+    ok = (length > 0) & np.all(~inside | (digit <= 9), axis=1)
+    aligned = np.zeros((B, 20), dtype=np.uint64)
+    rows, cols = np.nonzero(inside[:, :20] & ok[:, None])
+    aligned[rows, 20 - length[rows] + cols] = digit[rows, cols]
+    high = aligned[:, :10] @ _POW10
+    low = aligned[:, 10:] @ _POW10
+    limit_hi, limit_lo = divmod(2**64 - 1, 10**10)
+    ok &= (high < limit_hi) | ((high == limit_hi) & (low <= limit_lo))
+    bad = _first(~ok)
+    if bad is not None:
+        n = int(length[bad]) or width
+        text = bytes(window[bad, :n]).decode("ascii", "backslashreplace")
+        raise _error(source, lines[bad], f"bodyID must be an unsigned 64-bit integer, found {text!r}")
+    return high * np.uint64(10**10) + low
+
+
+# ----------------------------------------------------------------------------------------
+# Writing (used by tests, benchmarks and synthetic data generators)
+# ----------------------------------------------------------------------------------------
+
+def make_sequence(
+    num_frames: int,
+    body_frame: np.ndarray,
+    xyz: np.ndarray,
+    *,
+    body_id: np.ndarray | None = None,
+    path: str = "<memory>",
+    **fields: np.ndarray,
+) -> SkeletonSequence:
+    """Build a :class:`SkeletonSequence` from joint positions, filling the other fields.
+
+    ``body_frame``: (B,) frame index of each body record, non-decreasing; ``xyz``: (B, 25, 3).
+    Missing fields get plausible Kinect values (tracked joints, identity orientation, body
+    ids 72057594037927936 + k). Any field of the dataclass can be given by keyword.
+    """
+    body_frame = np.asarray(body_frame, dtype=np.int64).reshape(-1)
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
+    B = body_frame.size
+    if xyz.shape[0] != B:
+        raise ValueError(f"xyz has {xyz.shape[0]} bodies, body_frame {B}")
+    if B and (np.any(np.diff(body_frame) < 0) or body_frame[0] < 0 or body_frame[-1] >= num_frames):
+        raise ValueError("body_frame must be non-decreasing and within [0, num_frames)")
+    per_frame = np.bincount(body_frame, minlength=num_frames).astype(np.int64)
+    first = np.concatenate(([0], np.cumsum(per_frame)[:-1])).astype(np.int64)
+    slot = np.arange(B, dtype=np.int64) - first[body_frame] if B else np.zeros(0, np.int64)
+    if body_id is None:
+        body_id = np.uint64(72057594037927936) + slot.astype(np.uint64)
+    zeros_i = np.zeros(B, dtype=np.int32)
+    orient = np.zeros((B, NUM_JOINTS, 4))
+    orient[..., 0] = 1.0
+    defaults = dict(
+        clipped_edges=zeros_i, hand_left_confidence=zeros_i, hand_left_state=zeros_i,
+        hand_right_confidence=zeros_i, hand_right_state=zeros_i, is_restricted=zeros_i,
+        lean=np.zeros((B, 2)), tracking_state=np.full(B, 2, np.int32),
+        depth_xy=np.zeros((B, NUM_JOINTS, 2)), color_xy=np.zeros((B, NUM_JOINTS, 2)),
+        orientation=orient, joint_tracking_state=np.full((B, NUM_JOINTS), 2, np.int32),
+    )
+    unknown = set(fields) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown SkeletonSequence fields: {sorted(unknown)}")
+    defaults.update({k: np.asarray(v) for k, v in fields.items()})
+    return SkeletonSequence(
+        path=path, num_frames=int(num_frames), bodies_per_frame=per_frame, body_frame=body_frame,
+        body_slot=slot, body_id=np.asarray(body_id, dtype=np.uint64).reshape(B), xyz=xyz, **defaults,
+    )
+
+
+def format_skeleton(seq: SkeletonSequence, newline: str = "\r\n") -> str:
+    """The ``.skeleton`` text of ``seq`` (CRLF line ends by default, as in the dataset).
+
+    Floats are written with ``repr`` (shortest round trip), so reading the text back gives
+    the same float64 values; integer fields are written as integers.
+    """
+    nl = newline
+    B = seq.num_bodies
+    T = int(seq.num_frames)
+    per_body_lines = 2 + NUM_JOINTS
+    joint_tpl = " ".join(["%r"] * 11 + ["%d"]) + nl
+    body_tpl = "%d %d %d %d %d %d %d %r %r %d" + nl + "%d" + nl + joint_tpl * NUM_JOINTS
+    vals = np.empty((B, 11 + NUM_JOINTS * _JOINT_FIELDS), dtype=object)
+    if B:
+        # .tolist() gives Python ints/floats, whose %d / %r formatting is exact.
+        vals[:, 0] = seq.body_id.astype(np.uint64).tolist()
+        ints = np.stack([seq.clipped_edges, seq.hand_left_confidence, seq.hand_left_state,
+                         seq.hand_right_confidence, seq.hand_right_state, seq.is_restricted], axis=1)
+        vals[:, 1:7] = ints.astype(np.int64).tolist()
+        vals[:, 7:9] = seq.lean.astype(np.float64).tolist()
+        vals[:, 9] = seq.tracking_state.astype(np.int64).tolist()
+        vals[:, 10] = NUM_JOINTS
+        joints = np.empty((B, NUM_JOINTS, _JOINT_FIELDS), dtype=object)
+        joints[..., :11] = np.concatenate(
+            [seq.xyz, seq.depth_xy, seq.color_xy, seq.orientation], axis=2).astype(np.float64).tolist()
+        joints[..., 11] = seq.joint_tracking_state.astype(np.int64).tolist()
+        vals[:, 11:] = joints.reshape(B, -1)
+    # One C-level %-format for all body blocks, then the lines are placed between the
+    # frame headers by index arithmetic (no loop over frames or bodies).
+    body_lines = ((body_tpl * B) % tuple(vals.reshape(-1).tolist())).split(nl)[:-1] if B else []
+    counts = np.asarray(seq.bodies_per_frame, dtype=np.int64).reshape(T)
+    first_body = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    out = np.empty(1 + T + per_body_lines * B, dtype=object)
+    out[0] = str(T)
+    header_pos = 1 + np.arange(T) + per_body_lines * first_body
+    out[header_pos] = [str(c) for c in counts.tolist()]
+    if B:
+        line_pos = (1 + np.asarray(seq.body_frame)[:, None] + 1
+                    + per_body_lines * np.arange(B)[:, None] + np.arange(per_body_lines)).reshape(-1)
+        out[line_pos] = body_lines
+    return nl.join(out.tolist()) + nl
+
+
+def write_skeleton(path: str | os.PathLike, seq: SkeletonSequence, newline: str = "\r\n") -> None:
+    """Write ``seq`` as a ``.skeleton`` file, atomically, with exact ``newline`` bytes."""
+    from graphfuse.io import atomic_open
+
+    with atomic_open(path, "w", encoding="ascii", newline="") as fh:
+        fh.write(format_skeleton(seq, newline=newline))
+
+
+def parse_ntu_name(name: str | os.PathLike) -> tuple[int, int, int, int, int]:
+    """``(setup, camera, performer, replication, action)`` of an NTU sample name.
+
+    Accepts ``SsssCcccPpppRrrrAaaa`` with or without a directory and the ``.skeleton``
+    suffix. All five ids are 1-based; the class label is ``action - 1``.
+    """
+    base = os.path.basename(os.fspath(name)).removesuffix(".skeleton")
+    m = NTU_NAME_RE.fullmatch(base)
+    if m is None:
+        raise ValueError(
+            f"bad NTU sample name {os.fspath(name)!r}: expected SsssCcccPpppRrrrAaaa[.skeleton] "
+            "with 3-digit ids, e.g. S001C002P003R002A013"
+        )
+    ids = tuple(int(g) for g in m.groups())
+    if min(ids) < 1:
+        raise ValueError(f"bad NTU sample name {os.fspath(name)!r}: ids are 1-based, found a 000 field")
+    return ids  # type: ignore[return-value]

@@ -1,0 +1,177 @@
+"""NTU .skeleton reader: every field, CRLF, exact body ids, malformed files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphfuse.data.ntu.reader import (
+    SkeletonFormatError,
+    format_skeleton,
+    make_sequence,
+    parse_ntu_name,
+    read_skeleton,
+    write_skeleton,
+)
+
+BIG_ID = 72057594037931649  # not representable as float64 (float gives ...648)
+MAX_ID = 18446744073709551615
+
+
+def body_line(b: int) -> str:
+    ids = [BIG_ID, MAX_ID, 72057594037927936][b]
+    # bodyID clippedEdges handLeftConfidence handLeftState handRightConfidence handRightState
+    # isRestricted leanX leanY trackingState
+    return f"{ids} {b + 1} {b % 2} {b + 2} {1 - b % 2} {b + 3} {b % 2} {0.25 + b} {-0.5 - b} 2"
+
+
+def joint_line(b: int, j: int) -> str:
+    v = [b * 100 + j + k / 16 for k in range(11)]
+    return " ".join(repr(x) for x in v) + f" {(b + j) % 3}"
+
+
+def hand_file(nl: str = "\r\n") -> str:
+    """2 frames: frame 1 has body 0; frame 2 has bodies 1 and 2 (in that order)."""
+    lines = ["2", "1", body_line(0), "25", *[joint_line(0, j) for j in range(25)],
+             "2", body_line(1), "25", *[joint_line(1, j) for j in range(25)],
+             body_line(2), "25", *[joint_line(2, j) for j in range(25)]]
+    return nl.join(lines) + nl
+
+
+def write(tmp_path, text: str, name: str = "S001C001P001R001A001.skeleton"):
+    p = tmp_path / name
+    p.write_bytes(text.encode("ascii"))
+    return p
+
+
+@pytest.mark.parametrize("nl", ["\r\n", "\n"])
+def test_every_field(tmp_path, nl):
+    seq = read_skeleton(write(tmp_path, hand_file(nl)))
+    assert seq.num_frames == 2
+    assert seq.bodies_per_frame.tolist() == [1, 2]
+    assert seq.body_frame.tolist() == [0, 1, 1]
+    assert seq.body_slot.tolist() == [0, 0, 1]
+    assert seq.body_id.dtype == np.uint64
+    assert [int(v) for v in seq.body_id] == [BIG_ID, MAX_ID, 72057594037927936]
+    assert seq.clipped_edges.tolist() == [1, 2, 3]
+    assert seq.hand_left_confidence.tolist() == [0, 1, 0]
+    assert seq.hand_left_state.tolist() == [2, 3, 4]
+    assert seq.hand_right_confidence.tolist() == [1, 0, 1]
+    assert seq.hand_right_state.tolist() == [3, 4, 5]
+    assert seq.is_restricted.tolist() == [0, 1, 0]
+    np.testing.assert_array_equal(seq.lean, [[0.25, -0.5], [1.25, -1.5], [2.25, -2.5]])
+    assert seq.tracking_state.tolist() == [2, 2, 2]
+    for b in range(3):
+        for j in (0, 7, 24):
+            v = [b * 100 + j + k / 16 for k in range(11)]
+            np.testing.assert_array_equal(seq.xyz[b, j], v[0:3])
+            np.testing.assert_array_equal(seq.depth_xy[b, j], v[3:5])
+            np.testing.assert_array_equal(seq.color_xy[b, j], v[5:7])
+            np.testing.assert_array_equal(seq.orientation[b, j], v[7:11])
+            assert seq.joint_tracking_state[b, j] == (b + j) % 3
+    assert seq.xyz.shape == (3, 25, 3) and seq.xyz.dtype == np.float64
+    assert seq.max_bodies == 2 and seq.num_bodies == 3
+
+
+def test_trailing_blank_lines_and_no_final_newline(tmp_path):
+    ref = read_skeleton(write(tmp_path, hand_file()))
+    a = read_skeleton(write(tmp_path, hand_file() + "\r\n\r\n  \r\n", "a.skeleton"))
+    b = read_skeleton(write(tmp_path, hand_file().rstrip(), "b.skeleton"))
+    for s in (a, b):
+        np.testing.assert_array_equal(s.xyz, ref.xyz)
+        np.testing.assert_array_equal(s.body_id, ref.body_id)
+
+
+def test_zero_frames_and_empty_frames(tmp_path):
+    s = read_skeleton(write(tmp_path, "0\r\n"))
+    assert s.num_frames == 0 and s.num_bodies == 0 and s.xyz.shape == (0, 25, 3)
+    s = read_skeleton(write(tmp_path, "3\r\n0\r\n0\r\n0\r\n"))
+    assert s.num_frames == 3 and s.bodies_per_frame.tolist() == [0, 0, 0] and s.num_bodies == 0
+
+
+def test_round_trip_writer(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = np.array([0, 0, 2, 3, 3, 3])
+    seq = make_sequence(5, frames, rng.normal(size=(6, 25, 3)), body_id=np.arange(6, dtype=np.uint64) + np.uint64(MAX_ID - 10),
+                        lean=rng.normal(size=(6, 2)), color_xy=rng.uniform(0, 1900, (6, 25, 2)))
+    p = tmp_path / "x.skeleton"
+    write_skeleton(p, seq)
+    raw = p.read_bytes()
+    assert raw.count(b"\r\n") == raw.count(b"\n") == 1 + 5 + 6 * 27
+    back = read_skeleton(p)
+    assert back.bodies_per_frame.tolist() == [2, 0, 1, 3, 0]
+    assert back.body_slot.tolist() == [0, 1, 0, 0, 1, 2]
+    for f in ("body_id", "xyz", "lean", "color_xy", "orientation", "joint_tracking_state", "tracking_state"):
+        np.testing.assert_array_equal(getattr(back, f), getattr(seq, f))
+    assert format_skeleton(back) == format_skeleton(seq)
+
+
+# ---- malformed files: the error names the file and the 1-based line ---------------------
+
+def _lines() -> list[str]:
+    return hand_file("\n").split("\n")[:-1]  # 1 + (1 + 27) + (1 + 2 * 27) = 84 lines
+
+
+def _edit(lines: list[str], i: int, new: str | None) -> str:
+    out = list(lines)
+    if new is None:
+        del out[i]
+    else:
+        out[i] = new
+    return "\r\n".join(out) + "\r\n"
+
+
+@pytest.mark.parametrize(
+    "make, line, words",
+    [
+        (lambda L: "", 1, "empty"),
+        (lambda L: " \r\n\r\n", 1, "empty"),
+        (lambda L: "\r\n".join(L[:50]) + "\r\n", 51, "end of file"),            # cut inside body 1's joints
+        (lambda L: "\r\n".join(L[:29]) + "\r\n", 30, "declares 2 frames, found 1"),  # cut after frame 1
+        (lambda L: _edit(L, 10, " ".join(L[10].split()[:11])), 11, "found 11"),  # joint line, 11 values
+        (lambda L: _edit(L, 10, L[10] + " 7"), 11, "found 13"),
+        (lambda L: _edit(L, 10, L[10].replace(" ", " abc ", 1)), 11, "found 13"),
+        (lambda L: _edit(L, 12, "0.1 0.2 x3 4 5 6 7 8 9 10 11 2"), 13, "non-numeric value 'x3'"),
+        (lambda L: _edit(L, 3, "24"), 4, "numJoints must be 25, found 24"),
+        (lambda L: _edit(L, 0, "3"), 85, "declares 3 frames, found 2"),
+        (lambda L: _edit(L, 0, "1"), 30, "after the 1 frames declared"),
+        (lambda L: _edit(L, 0, "-2"), 1, "non-negative integer"),
+        (lambda L: _edit(L, 0, "2.5"), 1, "non-negative integer"),
+        (lambda L: _edit(L, 29, "3"), 30, "declares 3 bodies, found 2"),
+        (lambda L: _edit(L, 1, "0"), 2, None),   # frame 1 says 0 bodies: its body lines are orphaned
+        (lambda L: _edit(L, 20, ""), 21, "blank line"),
+        (lambda L: _edit(L, 20, None), 29, "expected a joint line"),  # 24 joints: line 29 is the next frame header
+        (lambda L: _edit(L, 2, L[2].replace(str(BIG_ID), "7.2e16")), 3, "bodyID"),
+        (lambda L: _edit(L, 2, L[2].replace(str(BIG_ID), "-1")), 3, "bodyID"),
+        (lambda L: _edit(L, 2, L[2].replace(str(BIG_ID), str(2**64))), 3, "bodyID"),
+        (lambda L: _edit(L, 5, L[5][: L[5].rfind(" ")] + " 1.5"), 6, "trackingState must be an integer"),
+        (lambda L: _edit(L, 2, L[2].replace(" 2", " 0.5", 1)), 3, "must be integers"),
+    ],
+)
+def test_malformed(tmp_path, make, line, words):
+    path = write(tmp_path, make(_lines()), "S001C001P001R001A001.skeleton")
+    with pytest.raises(SkeletonFormatError) as info:
+        read_skeleton(path)
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert str(path) in str(err) and err.path == str(path)
+    assert err.line == line, str(err)
+    assert f"line {line}" in str(err)
+    if words:
+        assert words in str(err)
+
+
+def test_error_pickles():
+    import pickle
+
+    e = pickle.loads(pickle.dumps(SkeletonFormatError("a.skeleton", 3, "bad")))
+    assert (e.path, e.line, e.reason) == ("a.skeleton", 3, "bad") and str(e) == "a.skeleton, line 3: bad"
+
+
+def test_parse_ntu_name():
+    assert parse_ntu_name("S001C002P003R002A013") == (1, 2, 3, 2, 13)
+    assert parse_ntu_name("/x/y/S032C003P106R002A120.skeleton") == (32, 3, 106, 2, 120)
+    for bad in ("S01C002P003R002A013", "S001C002P003R002A013.txt", "foo", "S000C001P001R001A001",
+                "s001c002p003r002a013", "S001C002P003R002A0133"):
+        with pytest.raises(ValueError, match="bad NTU sample name"):
+            parse_ntu_name(bad)
