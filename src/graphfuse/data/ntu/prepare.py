@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from graphfuse.graphs import ntu25
+from graphfuse.data.streams import compute_stream
 from graphfuse.io import open_npy_memmap, write_json
 
 from .benchmarks import Benchmark, get_benchmark, load_missing_list, missing_skeletons
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 #: Body slots read per frame and bodies kept, as the official ``max_body_kinect`` / ``max_body_true``.
 MAX_BODY_KINECT = 4
 MAX_BODY_TRUE = 2
-#: Streams that can be stored besides ``joint``.
+#: Streams that can be stored besides ``joint`` (computed by :func:`graphfuse.data.streams.compute_stream`).
 STREAMS = ("bone", "joint_motion", "bone_motion")
 FORMAT_VERSION = 1
 
@@ -129,31 +129,6 @@ def process_file(path: str | os.PathLike, max_frame: int = 300) -> tuple[np.ndar
     """
     data, info = _read_sample(path, max_frame)
     return data, info.num_frames
-
-
-def _derive_stream(joint: np.ndarray, stream: str) -> np.ndarray:
-    """A derived stream of normalised joints ``joint``: (N, 3, T, V, M) float32.
-
-    Numpy only, so preparation does not import torch (``graphfuse.data.skeleton.compute_stream``
-    computes the same on the fly).
-
-    ``bone``: ``joint[..., v, :] - joint[..., parent[v], :]`` (official ``gen_bone_data.py``);
-    ``*_motion``: ``m[:, :, t] = x[:, :, t + 1] - x[:, :, t]``, ``m[:, :, T - 1] = 0``
-    (official ``gen_motion_data.py``).
-    """
-    if stream == "joint":
-        return joint
-    if stream in ("bone", "bone_motion"):
-        x = joint - joint[:, :, :, ntu25.bone_parents(), :]
-    elif stream == "joint_motion":
-        x = joint
-    else:
-        raise ValueError(f"unknown stream {stream!r}; choose from joint, {', '.join(STREAMS)}")
-    if stream.endswith("_motion"):
-        m = np.zeros_like(x)
-        m[:, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
-        return m
-    return x
 
 
 # ---------------------------------------------------------------------------------------
@@ -346,7 +321,7 @@ def prepare_ntu(
                     rows = slice(s.written, s.written + n)
                     joint = res.data
                     for st in all_streams:
-                        s.arrays[st][rows] = _derive_stream(joint, st)
+                        s.arrays[st][rows] = compute_stream(joint, st)
                     for k, info in zip(res.ok, res.infos):
                         i = res.first + k
                         s.kept_names.append(s.names[i])
