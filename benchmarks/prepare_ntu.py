@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphfuse.data.ntu import make_sequence, prepare_ntu, write_skeleton
+from graphfuse.data.ntu import FLOAT_KINECT, make_sequence, prepare_ntu, write_skeleton
 from graphfuse.graphs import ntu25
 
 # A standing pose, metres from the spine base (x right, y up), for plausible joint spreads.
@@ -35,14 +35,6 @@ _POSE = np.array([
     [.1, -.85, .08], [0, .48, 0], [-.26, -.13, 0], [-.22, -.06, .03], [.26, -.13, 0], [.22, -.06, .03],
 ])
 assert _POSE.shape == (ntu25.NUM_JOINTS, 3)
-
-
-def _round7(x: np.ndarray) -> np.ndarray:
-    """Round to 7 significant digits (so ``repr`` prints at most 7 digits, like the dataset)."""
-    x = np.asarray(x, dtype=np.float64)
-    mag = np.floor(np.log10(np.maximum(np.abs(x), 1e-30)))
-    scale = 10.0 ** np.clip(6 - mag, 0, 22)  # exact powers of ten
-    return np.round(x * scale) / scale
 
 
 def _write_one(job: tuple[str, int]) -> tuple[int, int]:
@@ -64,13 +56,12 @@ def _write_one(job: tuple[str, int]) -> tuple[int, int]:
     quat = rng.normal(size=(B, 25, 4))
     quat /= np.linalg.norm(quat, axis=-1, keepdims=True)
     seq = make_sequence(
-        T, np.repeat(np.arange(T), nb), _round7(xyz),
+        T, np.repeat(np.arange(T), nb), xyz,
         body_id=np.uint64(72057594037927936) + rng.integers(0, 10**6, B).astype(np.uint64),
-        depth_xy=_round7(depth), color_xy=_round7(color), orientation=_round7(quat),
-        lean=_round7(rng.normal(0, 0.1, (B, 2))),
-        joint_tracking_state=rng.choice([1, 2], (B, 25), p=[.1, .9]),
+        depth_xy=depth, color_xy=color, orientation=quat, lean=rng.normal(0, 0.1, (B, 2)),
+        joint_tracking_state=rng.choice([1, 2], (B, 25), p=[.1, .9]).astype(np.int32),
     )
-    write_skeleton(path, seq)
+    write_skeleton(path, seq, float_format=FLOAT_KINECT)  # 7 significant digits, as the dataset
     return T, os.path.getsize(path)
 
 

@@ -1,11 +1,15 @@
-"""NTU .skeleton reader: every field, CRLF, exact body ids, malformed files."""
+"""NTU .skeleton reader and writer: every field, CRLF, exact body ids, float formats, malformed files."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 from graphfuse.data.ntu.reader import (
+    FLOAT_KINECT,
+    FLOAT_REPR,
     SkeletonFormatError,
     format_skeleton,
     make_sequence,
@@ -104,6 +108,114 @@ def test_round_trip_writer(tmp_path):
     for f in ("body_id", "xyz", "lean", "color_xy", "orientation", "joint_tracking_state", "tracking_state"):
         np.testing.assert_array_equal(getattr(back, f), getattr(seq, f))
     assert format_skeleton(back) == format_skeleton(seq)
+
+
+# ---- the writer ----------------------------------------------------------------------------
+
+def reference_format(seq, nl: str, conv: str) -> str:
+    """The .skeleton text written with plain loops over frames, records and joints."""
+    out = [str(seq.num_frames)]
+    b = 0
+    for f in range(seq.num_frames):
+        out.append(str(int(seq.bodies_per_frame[f])))
+        for _ in range(int(seq.bodies_per_frame[f])):
+            ints = [seq.clipped_edges[b], seq.hand_left_confidence[b], seq.hand_left_state[b],
+                    seq.hand_right_confidence[b], seq.hand_right_state[b], seq.is_restricted[b]]
+            out.append(" ".join([str(int(seq.body_id[b]))] + [str(int(v)) for v in ints]
+                                + [conv % float(v) for v in seq.lean[b]] + [str(int(seq.tracking_state[b]))]))
+            out.append("25")
+            for j in range(25):
+                floats = [*seq.xyz[b, j], *seq.depth_xy[b, j], *seq.color_xy[b, j], *seq.orientation[b, j]]
+                state = str(int(seq.joint_tracking_state[b, j]))
+                out.append(" ".join([conv % float(v) for v in floats] + [state]))
+            b += 1
+    return nl.join(out) + nl
+
+
+def random_sequence(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    frames = np.array([1, 1, 2, 4, 4, 4])  # frames 0 and 3 are empty
+    B = frames.size
+    return make_sequence(
+        5, frames, rng.normal(size=(B, 25, 3)) * 10.0 ** rng.integers(-6, 4, (B, 25, 1)),
+        body_id=np.array([0, 1, 2**63, MAX_ID, BIG_ID, 7], dtype=np.uint64),
+        lean=rng.normal(size=(B, 2)), depth_xy=rng.uniform(0, 512, (B, 25, 2)),
+        color_xy=np.round(rng.uniform(0, 1920, (B, 25, 2)), 1), orientation=rng.normal(size=(B, 25, 4)),
+        clipped_edges=rng.integers(0, 16, B).astype(np.int32),
+        hand_left_state=rng.integers(0, 4, B).astype(np.int32),
+        hand_right_confidence=np.ones(B, np.int32), is_restricted=np.zeros(B, np.int32),
+        tracking_state=np.full(B, 2, np.int32),
+        joint_tracking_state=rng.integers(0, 3, (B, 25)).astype(np.int32),
+    )
+
+
+@pytest.mark.parametrize("nl", ["\r\n", "\n"])
+@pytest.mark.parametrize("float_format, conv", [(FLOAT_REPR, "%r"), (FLOAT_KINECT, "%.7g"), ("%.3e", "%.3e")])
+def test_writer_matches_loop_reference(nl, float_format, conv):
+    seq = random_sequence()
+    assert format_skeleton(seq, nl, float_format=float_format) == reference_format(seq, nl, conv)
+
+
+def test_writer_hand_worked_lines():
+    xyz = np.zeros((1, 25, 3))
+    xyz[0, 0] = (0.1234567891, -2.0, 1e-5)
+    seq = make_sequence(3, [1], xyz, body_id=np.array([BIG_ID], np.uint64), lean=[[0.1, -0.25]],
+                        hand_left_state=np.array([3], np.int32))
+    tail = "0 0 0 0 1 0 0 0 2"  # depth, colour 0; identity orientation; tracked
+    assert format_skeleton(seq, "\n", float_format=FLOAT_KINECT).split("\n") == [
+        "3", "0", "1", f"{BIG_ID} 0 0 3 0 0 0 0.1 -0.25 2", "25",
+        "0.1234568 -2 1e-05 " + tail, *["0 0 0 " + tail] * 24, "0", ""]
+    lines = format_skeleton(seq).split("\r\n")  # repr: exact, with a decimal point
+    assert lines[3] == f"{BIG_ID} 0 0 3 0 0 0 0.1 -0.25 2"
+    assert lines[5] == "0.1234567891 -2.0 1e-05 0.0 0.0 0.0 0.0 1.0 0.0 0.0 0.0 2"
+    assert format_skeleton(make_sequence(0, [], np.zeros((0, 25, 3)))) == "0\r\n"
+
+
+def test_writer_kinect_format_reads_back_rounded(tmp_path):
+    seq = random_sequence(1)
+    back = read_skeleton(write_skeleton(tmp_path / "k.skeleton", seq, float_format=FLOAT_KINECT))
+    round7 = np.vectorize(lambda v: float("%.7g" % v))
+    for f in ("xyz", "depth_xy", "color_xy", "orientation", "lean"):
+        np.testing.assert_array_equal(getattr(back, f), round7(getattr(seq, f)))
+    for f in ("body_id", "body_frame", "body_slot", "clipped_edges", "hand_left_state",
+              "joint_tracking_state"):
+        np.testing.assert_array_equal(getattr(back, f), getattr(seq, f))
+
+
+def test_writer_rejects_what_it_cannot_write_faithfully(tmp_path):
+    seq = random_sequence()
+    p = tmp_path / "bad.skeleton"
+
+    def fails(match, **changes):
+        with pytest.raises(ValueError, match=match):
+            write_skeleton(p, dataclasses.replace(seq, **changes))
+        assert not p.exists()
+
+    xyz = seq.xyz.copy()
+    xyz[3, 7, 1] = np.inf
+    fails(r"bad\.skeleton: xyz of body record 3 \(frame 4\) must be finite, found inf", xyz=xyz)
+    lean = seq.lean.copy()
+    lean[5, 0] = np.nan
+    fails(r"lean of body record 5 \(frame 4\) must be finite", lean=lean)
+    jts = seq.joint_tracking_state.astype(float)
+    jts[2, 3] = 1.5
+    fails(r"joint_tracking_state of body record 2 \(frame 2\) must be an int32 integer, found 1\.5",
+          joint_tracking_state=jts)
+    fails(r"clipped_edges of body record 0 \(frame 1\) must be an int32 integer, found 4294967296",
+          clipped_edges=np.full(6, 2**32))
+    fails(r"color_xy must have shape \(6, 25, 2\)", color_xy=seq.color_xy[:, :24])
+    fails("body_frame does not match bodies_per_frame", body_frame=seq.body_frame[::-1].copy())
+    fails("body_slot does not match", body_slot=np.zeros(6, np.int64))
+    fails("bodies_per_frame must hold 5", bodies_per_frame=seq.bodies_per_frame[:4])
+    fails(r"body_id of body record 1 \(frame 1\) is negative", body_id=np.array([0, -1, 0, 0, 0, 0]))
+    fails("body_id must be 6 integers", body_id=np.zeros(6))
+    with pytest.raises(ValueError, match="float_format"):
+        format_skeleton(seq, float_format="%10.3f")
+    with pytest.raises(ValueError, match="float_format"):
+        format_skeleton(seq, float_format="%d")
+    with pytest.raises(ValueError, match="newline"):
+        format_skeleton(seq, "\r")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---- malformed files: the error names the file and the 1-based line ---------------------

@@ -119,14 +119,35 @@ def test_name_options_and_errors():
         syn.synthesize_sample("S001C001P001R001A011")
 
 
-# -- the writer ----------------------------------------------------------------------------------
+# -- writing a sample (SyntheticSample.to_sequence + the one writer, graphfuse.data.ntu.reader) ----
+def make_sample(joints, present=None, *, body_ids=None, tracking=None, orientations=None, body_info=None,
+                name="S001C001P001R001A001") -> syn.SyntheticSample:
+    """A hand-made sample; defaults: all present, tracked, identity orientation, body record
+    ``0 1 1 1 1 0 0 0 2``."""
+    joints = np.asarray(joints, dtype=np.float64)
+    F, B = joints.shape[:2]
+    present = np.ones((F, B), bool) if present is None else np.asarray(present)
+    if orientations is None:
+        orientations = np.zeros((F, B, 25, 4))
+        orientations[..., 0] = 1.0
+    return syn.SyntheticSample(
+        name=name, label=0, joints=joints, clean_joints=joints, present=present,
+        body_ids=tuple(body_ids if body_ids is not None else [72057594037928936 + b for b in range(B)]),
+        tracking=np.full((F, B, 25), 2, np.int8) if tracking is None else np.asarray(tracking),
+        orientations=np.asarray(orientations, dtype=np.float64),
+        body_info=np.tile([0, 1, 1, 1, 1, 0, 0, 0, 2.0], (F, B, 1)) if body_info is None else body_info,
+        noise_body=np.zeros(B, bool), height=np.full(B, 1.7),
+    )
+
+
 def test_writer_hand_worked_example(tmp_path: Path):
     joints = np.zeros((3, 2, 25, 3))
     joints[..., 2] = 2.0
     joints[0, 0, 1] = (0.5, -0.25, 2.5)
     present = np.array([[True, False], [False, False], [True, True]])
-    path = syn.write_skeleton_file(tmp_path / "x.skeleton", joints, present,
-                                   body_ids=[72057594037931648, 72057594037931649])
+    sample = make_sample(joints, present, body_ids=[72057594037931648, 72057594037931649])
+    path = sample.write(tmp_path / "x.skeleton")
+    assert path == tmp_path / "x.skeleton"
     raw = path.read_bytes()
     lines = raw.split(b"\r\n")
     assert lines[:4] == [b"3", b"1", b"72057594037931648 0 1 1 1 1 0 0 0 2", b"25"]
@@ -140,6 +161,12 @@ def test_writer_hand_worked_example(tmp_path: Path):
     assert lines[31].startswith(b"72057594037931648 ") and lines[58].startswith(b"72057594037931649 ")
     parsed = parse_text(raw)
     assert parsed["bodies_per_frame"] == [1, 0, 2] and len(parsed["records"]) == 3
+    # The sequence handed to the writer: records frame by frame, slots in body order.
+    seq = sample.to_sequence()
+    assert seq.path == "S001C001P001R001A001.skeleton"
+    assert seq.body_frame.tolist() == [0, 2, 2] and seq.body_slot.tolist() == [0, 0, 1]
+    assert seq.body_id.tolist() == [72057594037931648, 72057594037931648, 72057594037931649]
+    assert seq.hand_left_state.dtype == np.int32 and seq.joint_tracking_state.dtype == np.int32
 
 
 def test_writer_fields_and_zero_frames(tmp_path: Path):
@@ -148,8 +175,8 @@ def test_writer_fields_and_zero_frames(tmp_path: Path):
     tracking = rng.integers(0, 3, (4, 1, 25))
     quat = rng.normal(size=(4, 1, 25, 4))
     info = np.tile([1, 0, 3, 1, 2, 0, 0.125, -0.5, 2], (4, 1, 1))
-    path = syn.write_skeleton_file(tmp_path / "y.skeleton", joints, None, body_ids=[2**64 - 1],
-                                   tracking=tracking, orientations=quat, body_info=info)
+    path = make_sample(joints, body_ids=[2**64 - 1], tracking=tracking, orientations=quat,
+                       body_info=info).write(tmp_path / "y.skeleton")
     parsed = parse_text(path.read_bytes())
     vals, _ = records_as_array(parsed, 1)
     assert parsed["records"][0]["body_id"] == 2**64 - 1
@@ -159,7 +186,13 @@ def test_writer_fields_and_zero_frames(tmp_path: Path):
     np.testing.assert_allclose(vals[..., 5:7], syn.project_color(joints), rtol=1e-6)
     np.testing.assert_allclose(vals[..., 7:11], quat, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(vals[..., 11], tracking)
-    empty = syn.write_skeleton_file(tmp_path / "z.skeleton", np.zeros((0, 0, 25, 3)))
+    # 7 significant digits, as '%.7g' of each value (a plain loop as the reference).
+    first = parsed["records"][0]["joints"][:, :11]
+    ref = [[float("%.7g" % v) for v in row] for row in
+           np.concatenate([joints[0, 0], syn.project_depth(joints[0, 0]), syn.project_color(joints[0, 0]),
+                           quat[0, 0]], -1)]
+    np.testing.assert_array_equal(first, ref)
+    empty = make_sample(np.zeros((0, 0, 25, 3))).write(tmp_path / "z.skeleton")
     assert empty.read_bytes() == b"0\r\n"
 
 
@@ -168,21 +201,25 @@ def test_writer_rejects_bad_input(tmp_path: Path):
     bad_z = good.copy()
     bad_z[1, 0, 3, 2] = -1.0
     with pytest.raises(ValueError, match=r"bad\.skeleton: frame 1: joint with z <= 0"):
-        syn.write_skeleton_file(tmp_path / "bad.skeleton", bad_z)
+        make_sample(bad_z).write(tmp_path / "bad.skeleton")
     nan = good.copy()
-    nan[0, 0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        syn.write_skeleton_file(tmp_path / "bad.skeleton", nan)
-    with pytest.raises(ValueError, match=r"\(F, B, 25, 3\)"):
-        syn.write_skeleton_file(tmp_path / "bad.skeleton", np.zeros((2, 1, 24, 3)))
-    with pytest.raises(ValueError, match="tracking"):
-        syn.write_skeleton_file(tmp_path / "bad.skeleton", good, tracking=np.full((2, 1, 25), 3))
-    with pytest.raises(ValueError, match="integers"):
-        syn.write_skeleton_file(tmp_path / "bad.skeleton", good, body_info=np.full((2, 1, 9), 0.5))
+    nan[1, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"bad\.skeleton: xyz of body record 1 \(frame 1\) must be finite"):
+        make_sample(nan).write(tmp_path / "bad.skeleton")
+    with pytest.raises(ValueError, match=r"bad\.skeleton: tracking must be int32 integers, found 1\.5"):
+        make_sample(good, tracking=np.full((2, 1, 25), 1.5)).write(tmp_path / "bad.skeleton")
+    with pytest.raises(ValueError, match="leanX/leanY must be int32 integers, found 0.5"):
+        make_sample(good, body_info=np.full((2, 1, 9), 0.5)).write(tmp_path / "bad.skeleton")
     # An absent body's garbage is ignored.
     present = np.array([[True], [False]])
-    syn.write_skeleton_file(tmp_path / "ok.skeleton", nan[::-1].copy(), present)
+    make_sample(nan, present).write(tmp_path / "ok.skeleton")  # the NaN is in frame 1
+    assert parse_text((tmp_path / "ok.skeleton").read_bytes())["bodies_per_frame"] == [1, 0]
     assert not (tmp_path / "bad.skeleton").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.skeleton"]  # no temporary files left
+
+
+def test_module_has_no_writer_of_its_own():
+    assert not hasattr(syn, "write_skeleton_file") and not hasattr(syn, "format_skeleton_text")
 
 
 # -- rotations and forward kinematics ------------------------------------------------------------

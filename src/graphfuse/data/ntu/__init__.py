@@ -10,6 +10,8 @@ from .normalize import pre_normalize, rotation_matrix
 from .official import import_official, import_official_dir
 from .prepare import STREAMS, EmptySkeletonError, prepare_ntu, process_file, select_bodies
 from .reader import (
+    FLOAT_KINECT,
+    FLOAT_REPR,
     SkeletonFormatError,
     SkeletonSequence,
     format_skeleton,
@@ -35,6 +37,8 @@ __all__ = [
     "prepare_ntu",
     "process_file",
     "select_bodies",
+    "FLOAT_KINECT",
+    "FLOAT_REPR",
     "SkeletonFormatError",
     "SkeletonSequence",
     "format_skeleton",

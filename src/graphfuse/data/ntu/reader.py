@@ -22,6 +22,11 @@ Parsing is vectorised: the file is read at once, tokens and their line numbers a
 with numpy on the byte buffer, every line is classified by its token count, the grammar
 is checked with index arithmetic and all numbers are converted in one call. There is no
 Python loop over frames, bodies or joints.
+
+:func:`format_skeleton` / :func:`write_skeleton` are the project's one writer of the format
+(tests, benchmarks and the synthetic dataset of :mod:`graphfuse.data.synthetic.ntu` use
+it), with floats either exact (``repr``, the default) or as in the dataset's files
+(``float_format="%.7g"``, :data:`FLOAT_KINECT`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from graphfuse.io import atomic_path
+
 __all__ = [
     "NUM_JOINTS",
     "SkeletonFormatError",
@@ -43,6 +50,8 @@ __all__ = [
     "write_skeleton",
     "format_skeleton",
     "make_sequence",
+    "FLOAT_REPR",
+    "FLOAT_KINECT",
     "parse_ntu_name",
     "NTU_NAME_RE",
 ]
@@ -359,8 +368,32 @@ def _parse_body_ids(buf: np.ndarray, starts: np.ndarray, lines: np.ndarray, sour
 
 
 # ----------------------------------------------------------------------------------------
-# Writing (used by tests, benchmarks and synthetic data generators)
+# Writing (the one writer of the format: tests, benchmarks and the synthetic generator)
 # ----------------------------------------------------------------------------------------
+
+#: ``float_format`` that writes every float with ``repr``, the shortest text that reads back
+#: as the same float64: an exact round trip (the default).
+FLOAT_REPR = "repr"
+#: ``float_format`` like the dataset's files: 7 significant digits, as the Kinect v2
+#: recorder printed them (C's ``%.7g``: ``3.785547``, ``277.419``, ``-2``, ``1e-05``).
+FLOAT_KINECT = "%.7g"
+# A printf float conversion with a precision only: a width or flag could put two spaces
+# between values, which the dataset never has.
+_FLOAT_SPEC_RE = re.compile(r"%\.\d{1,2}[eEfFgG]")
+_NEWLINES = ("\r\n", "\n")
+
+# Per-record fields as written, in file order, with their shape after the record axis.
+_INT_BODY_FIELDS = ("clipped_edges", "hand_left_confidence", "hand_left_state",
+                    "hand_right_confidence", "hand_right_state", "is_restricted")
+_FLOAT_FIELDS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("lean", (2,)), ("xyz", (NUM_JOINTS, 3)), ("depth_xy", (NUM_JOINTS, 2)),
+    ("color_xy", (NUM_JOINTS, 2)), ("orientation", (NUM_JOINTS, 4)),
+)
+_INT_FIELDS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    *((name, ()) for name in _INT_BODY_FIELDS), ("tracking_state", ()),
+    ("joint_tracking_state", (NUM_JOINTS,)),
+)
+
 
 def make_sequence(
     num_frames: int,
@@ -375,7 +408,7 @@ def make_sequence(
 
     ``body_frame``: (B,) frame index of each body record, non-decreasing; ``xyz``: (B, 25, 3).
     Missing fields get plausible Kinect values (tracked joints, identity orientation, body
-    ids 72057594037927936 + k). Any field of the dataclass can be given by keyword.
+    ids 72057594037927936 + slot). Any field of the dataclass can be given by keyword.
     """
     body_frame = np.asarray(body_frame, dtype=np.int64).reshape(-1)
     xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, NUM_JOINTS, 3)
@@ -389,75 +422,175 @@ def make_sequence(
     slot = np.arange(B, dtype=np.int64) - first[body_frame] if B else np.zeros(0, np.int64)
     if body_id is None:
         body_id = np.uint64(72057594037927936) + slot.astype(np.uint64)
-    zeros_i = np.zeros(B, dtype=np.int32)
-    orient = np.zeros((B, NUM_JOINTS, 4))
-    orient[..., 0] = 1.0
-    defaults = dict(
-        clipped_edges=zeros_i, hand_left_confidence=zeros_i, hand_left_state=zeros_i,
-        hand_right_confidence=zeros_i, hand_right_state=zeros_i, is_restricted=zeros_i,
-        lean=np.zeros((B, 2)), tracking_state=np.full(B, 2, np.int32),
-        depth_xy=np.zeros((B, NUM_JOINTS, 2)), color_xy=np.zeros((B, NUM_JOINTS, 2)),
-        orientation=orient, joint_tracking_state=np.full((B, NUM_JOINTS), 2, np.int32),
+    def identity_orientation() -> np.ndarray:
+        orient = np.zeros((B, NUM_JOINTS, 4))
+        orient[..., 0] = 1.0
+        return orient
+
+    # Built only for the fields not given (the synthetic generator gives them all).
+    defaults: dict[str, Callable[[], np.ndarray]] = dict(
+        **{name: (lambda: np.zeros(B, dtype=np.int32)) for name in _INT_BODY_FIELDS},
+        lean=lambda: np.zeros((B, 2)), tracking_state=lambda: np.full(B, 2, np.int32),
+        depth_xy=lambda: np.zeros((B, NUM_JOINTS, 2)), color_xy=lambda: np.zeros((B, NUM_JOINTS, 2)),
+        orientation=identity_orientation, joint_tracking_state=lambda: np.full((B, NUM_JOINTS), 2, np.int32),
     )
     unknown = set(fields) - set(defaults)
     if unknown:
         raise TypeError(f"unknown SkeletonSequence fields: {sorted(unknown)}")
-    defaults.update({k: np.asarray(v) for k, v in fields.items()})
+    values = {k: np.asarray(fields[k]) if k in fields else make() for k, make in defaults.items()}
     return SkeletonSequence(
         path=path, num_frames=int(num_frames), bodies_per_frame=per_frame, body_frame=body_frame,
-        body_slot=slot, body_id=np.asarray(body_id, dtype=np.uint64).reshape(B), xyz=xyz, **defaults,
+        body_slot=slot, body_id=np.asarray(body_id, dtype=np.uint64).reshape(B), xyz=xyz, **values,
     )
 
 
-def format_skeleton(seq: SkeletonSequence, newline: str = "\r\n") -> str:
-    """The ``.skeleton`` text of ``seq`` (CRLF line ends by default, as in the dataset).
+def _float_conversion(float_format: str) -> str:
+    if float_format == FLOAT_REPR:
+        return "%r"  # %r of a Python float is its repr
+    if isinstance(float_format, str) and _FLOAT_SPEC_RE.fullmatch(float_format):
+        return float_format
+    raise ValueError(
+        f"float_format must be {FLOAT_REPR!r} (exact round trip) or a printf float conversion with a "
+        f"precision such as {FLOAT_KINECT!r} (the dataset's files), got {float_format!r}")
 
-    Floats are written with ``repr`` (shortest round trip), so reading the text back gives
-    the same float64 values; integer fields are written as integers.
+
+def _writable_values(seq: SkeletonSequence, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``seq`` and return ``(body_id (B,) uint64, values (B, 309) float64)``.
+
+    ``values`` holds every field of a body record after its bodyID, in file order: the 9
+    other body values, then 25 x 12 joint values. Integer fields are exact in float64
+    (they are checked to be int32), so one float array carries them all.
     """
+    T = seq.num_frames
+    if not isinstance(T, (int, np.integer)) or T < 0:
+        raise ValueError(f"{source}: num_frames must be a non-negative integer, got {T!r}")
+    T = int(T)
+    counts = np.asarray(seq.bodies_per_frame)
+    if counts.shape != (T,) or not np.issubdtype(counts.dtype, np.integer) or (counts < 0).any():
+        raise ValueError(f"{source}: bodies_per_frame must hold {T} non-negative integers, "
+                         f"got {counts.dtype} {counts.shape}")
+    B = int(counts.sum())
+    # Records are written in array order, so they must already be in file order.
+    frame = np.repeat(np.arange(T, dtype=np.int64), counts)
+    first = np.cumsum(counts) - counts
+    for name, expected in (("body_frame", frame), ("body_slot", np.arange(B) - first[frame])):
+        got = np.asarray(getattr(seq, name))
+        if got.shape != (B,) or not np.array_equal(got, expected):
+            raise ValueError(f"{source}: {name} does not match bodies_per_frame (records must be in "
+                             f"file order, {B} in all)")
+    body_id = np.asarray(seq.body_id)
+    if body_id.shape != (B,) or not np.issubdtype(body_id.dtype, np.integer):
+        raise ValueError(f"{source}: body_id must be {B} integers, got {body_id.dtype} {body_id.shape}")
+    if np.issubdtype(body_id.dtype, np.signedinteger):
+        bad = _first(body_id < 0)
+        if bad is not None:
+            raise ValueError(f"{source}: body_id of body record {bad} (frame {frame[bad]}) is negative")
+    arrays = {}
+    for name, shape in _FLOAT_FIELDS + _INT_FIELDS:  # a loop over the 13 fields
+        arr = np.asarray(getattr(seq, name))
+        if arr.shape != (B, *shape):
+            raise ValueError(f"{source}: {name} must have shape {(B, *shape)}, got {arr.shape}")
+        try:
+            arrays[name] = arr.astype(np.float64, copy=False)
+        except (TypeError, ValueError):
+            raise ValueError(f"{source}: {name} is not numeric ({arr.dtype})") from None
+    # What the reader accepts back: finite floats, integer fields that are int32 integers.
+    checks = [(name, shape, np.isfinite, "must be finite") for name, shape in _FLOAT_FIELDS]
+    checks += [(name, shape, _is_int32, "must be an int32 integer") for name, shape in _INT_FIELDS]
+    for name, shape, valid, rule in checks:
+        flat = arrays[name].reshape(-1)
+        bad = _first(~valid(flat))
+        if bad is not None:
+            rec = bad // int(np.prod(shape, dtype=np.int64))  # the body record holding it
+            raise ValueError(f"{source}: {name} of body record {rec} (frame {frame[rec]}) {rule}, "
+                             f"found {_fmt(flat[bad])}")
+
+    values = np.empty((B, 9 + NUM_JOINTS * _JOINT_FIELDS), dtype=np.float64)
+    for k, name in enumerate(_INT_BODY_FIELDS):
+        values[:, k] = arrays[name]
+    values[:, 6:8] = arrays["lean"]
+    values[:, 8] = arrays["tracking_state"]
+    joints = values[:, 9:].reshape(B, NUM_JOINTS, _JOINT_FIELDS)  # a view (splits the last axis)
+    joints[..., 0:3] = arrays["xyz"]
+    joints[..., 3:5] = arrays["depth_xy"]
+    joints[..., 5:7] = arrays["color_xy"]
+    joints[..., 7:11] = arrays["orientation"]
+    joints[..., 11] = arrays["joint_tracking_state"]
+    return body_id.astype(np.uint64), values
+
+
+def format_skeleton(seq: SkeletonSequence, newline: str = "\r\n", *, float_format: str = FLOAT_REPR) -> str:
+    """The ``.skeleton`` text of ``seq``: every field of every body record, in array order.
+
+    Args:
+        seq: the sequence; its records must be in file order (``body_frame`` and
+            ``body_slot`` as :func:`make_sequence` and :func:`read_skeleton` give them).
+        newline: ``"\\r\\n"`` (the dataset's line end) or ``"\\n"``.
+        float_format: :data:`FLOAT_REPR` (default): floats with ``repr``, so reading the text
+            back gives the same float64 values. :data:`FLOAT_KINECT` (``"%.7g"``): 7
+            significant digits like the dataset's files (integral values without a decimal
+            point, e.g. ``0 0 0 0`` for an end joint's orientation). Any ``%.<p>[eEfFgG]``
+            conversion is accepted.
+
+    ``bodyID`` is written as an exact unsigned 64-bit integer and the other integer fields as
+    integers. Raises ``ValueError`` naming ``seq.path`` (and the body record and frame) for
+    a sequence that cannot be written faithfully: inconsistent counts or shapes, a
+    non-finite float, an integer field that is not an int32 integer.
+
+    Vectorised (the technique of the synthetic generator): the whole file is one ``%``
+    template, joined in C from a per-frame header, each record's bodyID text and a fixed
+    record template, and filled from one flat tuple of all values in a single ``%``
+    operation. There is no Python loop over frames, bodies or joints.
+    """
+    return _format(seq, newline, float_format, seq.path)
+
+
+def _format(seq: SkeletonSequence, newline: str, float_format: str, source: str) -> str:
+    if newline not in _NEWLINES:
+        raise ValueError(f"{source}: newline must be one of {_NEWLINES!r}, got {newline!r}")
+    conv = _float_conversion(float_format)
+    body_id, values = _writable_values(seq, source)
     nl = newline
-    B = seq.num_bodies
-    T = int(seq.num_frames)
-    per_body_lines = 2 + NUM_JOINTS
-    joint_tpl = " ".join(["%r"] * 11 + ["%d"]) + nl
-    body_tpl = "%d %d %d %d %d %d %d %r %r %d" + nl + "%d" + nl + joint_tpl * NUM_JOINTS
-    vals = np.empty((B, 11 + NUM_JOINTS * _JOINT_FIELDS), dtype=object)
+    T, B = int(seq.num_frames), body_id.size
+    counts = np.asarray(seq.bodies_per_frame, dtype=np.int64)
+    joint_tpl = " ".join([conv] * 11 + ["%d"]) + nl
+    # Everything of a record after its bodyID (which goes in as text: no float64 holds it).
+    record_tpl = (" %d %d %d %d %d %d " + conv + " " + conv + " %d" + nl
+                  + str(NUM_JOINTS) + nl + joint_tpl * NUM_JOINTS)
+    # Pieces: [T] then per frame [count, (id, record) * count].
+    pieces = np.empty(1 + T + 2 * B, dtype=object)
+    pieces[0] = f"{T}{nl}"
+    first = np.cumsum(counts) - counts
+    if T:
+        distinct, which = np.unique(counts, return_inverse=True)  # a handful of body counts
+        headers = np.array([f"{c}{nl}" for c in distinct.tolist()], dtype=object)
+        pieces[1 + np.arange(T) + 2 * first] = headers[which.reshape(-1)]
     if B:
-        # .tolist() gives Python ints/floats, whose %d / %r formatting is exact.
-        vals[:, 0] = seq.body_id.astype(np.uint64).tolist()
-        ints = np.stack([seq.clipped_edges, seq.hand_left_confidence, seq.hand_left_state,
-                         seq.hand_right_confidence, seq.hand_right_state, seq.is_restricted], axis=1)
-        vals[:, 1:7] = ints.astype(np.int64).tolist()
-        vals[:, 7:9] = seq.lean.astype(np.float64).tolist()
-        vals[:, 9] = seq.tracking_state.astype(np.int64).tolist()
-        vals[:, 10] = NUM_JOINTS
-        joints = np.empty((B, NUM_JOINTS, _JOINT_FIELDS), dtype=object)
-        joints[..., :11] = np.concatenate(
-            [seq.xyz, seq.depth_xy, seq.color_xy, seq.orientation], axis=2).astype(np.float64).tolist()
-        joints[..., 11] = seq.joint_tracking_state.astype(np.int64).tolist()
-        vals[:, 11:] = joints.reshape(B, -1)
-    # One C-level %-format for all body blocks, then the lines are placed between the
-    # frame headers by index arithmetic (no loop over frames or bodies).
-    body_lines = ((body_tpl * B) % tuple(vals.reshape(-1).tolist())).split(nl)[:-1] if B else []
-    counts = np.asarray(seq.bodies_per_frame, dtype=np.int64).reshape(T)
-    first_body = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-    out = np.empty(1 + T + per_body_lines * B, dtype=object)
-    out[0] = str(T)
-    header_pos = 1 + np.arange(T) + per_body_lines * first_body
-    out[header_pos] = [str(c) for c in counts.tolist()]
-    if B:
-        line_pos = (1 + np.asarray(seq.body_frame)[:, None] + 1
-                    + per_body_lines * np.arange(B)[:, None] + np.arange(per_body_lines)).reshape(-1)
-        out[line_pos] = body_lines
-    return nl.join(out.tolist()) + nl
+        id_pos = 2 + np.asarray(seq.body_frame, dtype=np.int64) + 2 * np.arange(B)
+        pieces[id_pos] = body_id.astype(str).astype(object)  # exact decimal digits
+        pieces[id_pos + 1] = record_tpl
+    # Iterating a memoryview of the float64 buffer yields Python floats without the
+    # intermediate list of .tolist() (a few per cent of the writing time).
+    return "".join(pieces.tolist()) % tuple(memoryview(values.reshape(-1)))
 
 
-def write_skeleton(path: str | os.PathLike, seq: SkeletonSequence, newline: str = "\r\n") -> None:
-    """Write ``seq`` as a ``.skeleton`` file, atomically, with exact ``newline`` bytes."""
-    from graphfuse.io import atomic_open
+def write_skeleton(
+    path: str | os.PathLike,
+    seq: SkeletonSequence,
+    newline: str = "\r\n",
+    *,
+    float_format: str = FLOAT_REPR,
+) -> Path:
+    """Write ``seq`` as a ``.skeleton`` file (see :func:`format_skeleton`); returns the path.
 
-    with atomic_open(path, "w", encoding="ascii", newline="") as fh:
-        fh.write(format_skeleton(seq, newline=newline))
+    The write is atomic (a temporary file renamed onto ``path``), so a reader never sees
+    a partial file. Errors name ``path``.
+    """
+    path = Path(path)
+    data = _format(seq, newline, float_format, source=str(path)).encode("ascii")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
 
 
 def parse_ntu_name(name: str | os.PathLike) -> tuple[int, int, int, int, int]:

@@ -18,7 +18,10 @@ shahroudy/NTURGB-D and by ``data_gen/ntu_gendata.py`` of Shift-GCN)::
                 orientationZ trackingState                                     (12 values)
 
 with CRLF line ends, floats printed with 7 significant digits and ``bodyID`` as a 64-bit
-integer, like the files the Kinect v2 recorder wrote.
+integer, like the files the Kinect v2 recorder wrote. A sample becomes a
+:class:`~graphfuse.data.ntu.reader.SkeletonSequence` (:meth:`SyntheticSample.to_sequence`)
+and is written by the project's one writer of the format,
+:func:`graphfuse.data.ntu.reader.write_skeleton` with ``float_format="%.7g"``.
 
 How a sample is made (see ``docs/data_synthetic.md``):
 
@@ -63,8 +66,8 @@ from typing import Any
 
 import numpy as np
 
+from graphfuse.data.ntu.reader import FLOAT_KINECT, SkeletonSequence, make_sequence, write_skeleton
 from graphfuse.graphs import ntu25
-from graphfuse.io import atomic_path
 
 __all__ = [
     "ACTIONS",
@@ -82,8 +85,6 @@ __all__ = [
     "forward_kinematics",
     "project_depth",
     "project_color",
-    "format_skeleton_text",
-    "write_skeleton_file",
     "synthesize_sample",
     "sample_name",
     "synthetic_sample_names",
@@ -325,140 +326,6 @@ def _bone_orientations(pos: np.ndarray, rot: np.ndarray) -> np.ndarray:
     q = _matrix_to_quaternion(np.stack([x, y, z], -1))
     q[..., list(LEAF_JOINTS), :] = 0.0
     return q
-
-
-# -- the writer ----------------------------------------------------------------------------------
-_BODY_FMT = "%d %d %d %d %d %d %.7g %.7g %d\r\n25\r\n"
-_JOINT_FMT = "%.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %.7g %d\r\n"
-_BODY_INFO_FIELDS = (
-    "clippedEdges", "handLeftConfidence", "handLeftState", "handRightConfidence", "handRightState",
-    "isRestricted", "leanX", "leanY", "trackingState",
-)
-
-
-def format_skeleton_text(
-    joints: np.ndarray,
-    present: np.ndarray | None = None,
-    *,
-    body_ids: Sequence[int] | None = None,
-    tracking: np.ndarray | None = None,
-    orientations: np.ndarray | None = None,
-    body_info: np.ndarray | None = None,
-    source: str = "<skeleton>",
-) -> str:
-    """The text of a ``.skeleton`` file (CRLF line ends), formatted in one vectorised pass.
-
-    Args:
-        joints: ``(F, B, 25, 3)`` camera-space positions in metres; entries of absent bodies
-            are ignored. ``z`` must be positive where a body is present (it is projected).
-        present: ``(F, B)`` bool, which bodies appear in which frame (default: all). In each
-            frame the present bodies are listed in index order, so a frame can have 0 bodies.
-        body_ids: ``B`` tracking ids written as exact integers (default ``2**56 + 1000 + b``).
-        tracking: ``(F, B, 25)`` joint trackingState in {0, 1, 2} (default 2, tracked).
-        orientations: ``(F, B, 25, 4)`` quaternions (W, X, Y, Z) (default identity).
-        body_info: ``(F, B, 9)``: clippedEdges, handLeftConfidence, handLeftState,
-            handRightConfidence, handRightState, isRestricted, leanX, leanY, trackingState
-            (default ``0 1 1 1 1 0 0 0 2``). All but leanX/leanY must be integers.
-        source: name used in error messages.
-
-    ``depthX/Y`` and ``colorX/Y`` are computed with :func:`project_depth` / :func:`project_color`.
-    """
-    joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 4 or joints.shape[2:] != (ntu25.NUM_JOINTS, 3):
-        raise ValueError(f"{source}: joints must have shape (F, B, 25, 3), got {joints.shape}")
-    n_frames, n_bodies = joints.shape[:2]
-    if present is None:
-        present = np.ones((n_frames, n_bodies), dtype=bool)
-    present = np.asarray(present)
-    if present.shape != (n_frames, n_bodies) or present.dtype != bool:
-        raise ValueError(f"{source}: present must be a bool array of shape {(n_frames, n_bodies)}, "
-                         f"got {present.dtype} {present.shape}")
-    if body_ids is None:
-        body_ids = [_BODY_ID_BASE + 1000 + b for b in range(n_bodies)]
-    body_ids = [int(b) for b in body_ids]
-    if len(body_ids) != n_bodies or any(not 0 <= b < 2**64 for b in body_ids):
-        raise ValueError(f"{source}: need {n_bodies} body ids in [0, 2**64), got {body_ids}")
-    fr, bd = np.nonzero(present)  # frame-major, then body index: the order of the records
-    xyz = joints[fr, bd]
-    if not np.isfinite(xyz).all():
-        raise ValueError(f"{source}: joints of present bodies contain NaN or inf")
-    if (xyz[..., 2] <= 0).any():
-        f_bad = int(fr[np.nonzero((xyz[..., 2] <= 0).any(-1))[0][0]])
-        raise ValueError(f"{source}: frame {f_bad}: joint with z <= 0 (behind the camera)")
-
-    if tracking is None:
-        state = np.full(xyz.shape[:2], 2.0)
-    else:
-        tracking = np.asarray(tracking)
-        if tracking.shape != (n_frames, n_bodies, ntu25.NUM_JOINTS):
-            raise ValueError(
-                f"{source}: tracking must have shape {(n_frames, n_bodies, 25)}, got {tracking.shape}")
-        state = tracking[fr, bd].astype(np.float64)
-        if not np.isin(state, (0, 1, 2)).all():
-            raise ValueError(f"{source}: joint trackingState must be 0, 1 or 2")
-    if orientations is None:
-        quat = np.zeros(xyz.shape[:2] + (4,))
-        quat[..., 0] = 1.0
-    else:
-        orientations = np.asarray(orientations, dtype=np.float64)
-        if orientations.shape != (n_frames, n_bodies, ntu25.NUM_JOINTS, 4):
-            raise ValueError(f"{source}: orientations must have shape {(n_frames, n_bodies, 25, 4)}, "
-                             f"got {orientations.shape}")
-        quat = orientations[fr, bd]
-    if body_info is None:
-        info = np.tile(np.array([0, 1, 1, 1, 1, 0, 0.0, 0.0, 2]), (fr.size, 1))
-    else:
-        body_info = np.asarray(body_info, dtype=np.float64)
-        if body_info.shape != (n_frames, n_bodies, 9):
-            raise ValueError(f"{source}: body_info must have shape {(n_frames, n_bodies, 9)} "
-                             f"({', '.join(_BODY_INFO_FIELDS)}), got {body_info.shape}")
-        info = body_info[fr, bd]
-        ints = info[:, [0, 1, 2, 3, 4, 5, 8]]
-        if (ints != np.round(ints)).any():
-            raise ValueError(f"{source}: body_info fields other than leanX/leanY must be integers")
-    if not (np.isfinite(quat).all() and np.isfinite(info).all()):
-        raise ValueError(f"{source}: orientations or body_info contain NaN or inf")
-
-    per_joint = np.concatenate([xyz, project_depth(xyz), project_color(xyz), quat, state[..., None]], -1)
-    values = np.concatenate([info, per_joint.reshape(fr.size, ntu25.NUM_JOINTS * 12)], 1)
-
-    # One template per distinct body-presence pattern (a handful), selected per frame; the
-    # bodyID goes in as text because a float64 cannot hold it exactly.
-    codes = (present.astype(np.int64) << np.arange(n_bodies, dtype=np.int64)).sum(1) if n_bodies else (
-        np.zeros(n_frames, dtype=np.int64))
-    uniq, inverse = np.unique(codes, return_inverse=True)
-    body_blocks = [f"{bid} " + _BODY_FMT + _JOINT_FMT * ntu25.NUM_JOINTS for bid in body_ids]
-    templates = np.array(
-        [f"{bin(int(c)).count('1')}\r\n" + "".join(blk for b, blk in enumerate(body_blocks) if c >> b & 1)
-         for c in uniq.tolist()],
-        dtype=object,
-    )
-    body_text = "".join(templates[inverse.reshape(-1)].tolist()) % tuple(values.ravel().tolist())
-    return f"{n_frames}\r\n" + body_text
-
-
-def write_skeleton_file(
-    path: str | os.PathLike,
-    joints: np.ndarray,
-    present: np.ndarray | None = None,
-    *,
-    body_ids: Sequence[int] | None = None,
-    tracking: np.ndarray | None = None,
-    orientations: np.ndarray | None = None,
-    body_info: np.ndarray | None = None,
-) -> Path:
-    """Write an NTU RGB+D ``.skeleton`` file atomically; arguments as :func:`format_skeleton_text`.
-
-    ``joints: (F, B, 25, 3)`` with ``present: (F, B)``. Returns the path.
-    """
-    path = Path(path)
-    text = format_skeleton_text(
-        joints, present, body_ids=body_ids, tracking=tracking, orientations=orientations,
-        body_info=body_info, source=str(path),
-    )
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(text.encode("ascii"))
-    return path
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -834,16 +701,55 @@ class SyntheticSample:
     body_ids: tuple[int, ...]  #: (B,) 64-bit tracking ids
     tracking: np.ndarray       #: (F, B, 25) int8 joint trackingState
     orientations: np.ndarray   #: (F, B, 25, 4) quaternions (W, X, Y, Z); zeros at end joints
-    body_info: np.ndarray      #: (F, B, 9) see :func:`format_skeleton_text`
+    #: (F, B, 9) body record values: clippedEdges, handLeftConfidence, handLeftState,
+    #: handRightConfidence, handRightState, isRestricted, leanX, leanY, trackingState
+    #: (all integers but leanX/leanY)
+    body_info: np.ndarray
     noise_body: np.ndarray     #: (B,) bool, True for the spurious body
     height: np.ndarray         #: (B,) stature of each body in metres (0 for a noise body)
 
-    def write(self, path: str | os.PathLike) -> Path:
-        """Write this sample as a ``.skeleton`` file."""
-        return write_skeleton_file(
-            path, self.joints, self.present, body_ids=self.body_ids, tracking=self.tracking,
-            orientations=self.orientations, body_info=self.body_info,
+    def to_sequence(self, path: str | None = None) -> SkeletonSequence:
+        """The file's body records as a :class:`~graphfuse.data.ntu.reader.SkeletonSequence`.
+
+        Records are the present ``(frame, body)`` pairs, frame by frame and in body index
+        order within a frame (so slot ``k`` of a frame is its ``k``-th present body); the
+        entries of absent bodies are ignored. ``depthX/Y`` and ``colorX/Y`` are the
+        projections :func:`project_depth` / :func:`project_color` of the written joints.
+        ``path`` (default: the sample name) names the sequence in errors.
+        """
+        source = path if path is not None else f"{self.name}.skeleton"
+        n_frames, n_bodies = self.present.shape
+        fr, bd = np.nonzero(self.present)  # frame-major, then body index: the record order
+        xyz = self.joints[fr, bd]
+        behind = (xyz[..., 2] <= 0).any(-1)  # NaN passes here and is refused by the writer
+        if behind.any():
+            raise ValueError(f"{source}: frame {int(fr[np.argmax(behind)])}: joint with z <= 0 "
+                             "(behind the camera)")
+        info = self.body_info[fr, bd]
+        ints = _as_int32(info[:, [0, 1, 2, 3, 4, 5, 8]], "body_info fields other than leanX/leanY", source)
+        return make_sequence(
+            n_frames, fr, xyz, path=source,
+            body_id=np.array(self.body_ids, dtype=np.uint64).reshape(n_bodies)[bd],
+            clipped_edges=ints[:, 0], hand_left_confidence=ints[:, 1], hand_left_state=ints[:, 2],
+            hand_right_confidence=ints[:, 3], hand_right_state=ints[:, 4], is_restricted=ints[:, 5],
+            lean=info[:, 6:8], tracking_state=ints[:, 6],
+            depth_xy=project_depth(xyz), color_xy=project_color(xyz),
+            orientation=self.orientations[fr, bd],
+            joint_tracking_state=_as_int32(self.tracking[fr, bd], "tracking", source),
         )
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write this sample as a ``.skeleton`` file (7 significant digits, CRLF), atomically."""
+        return write_skeleton(path, self.to_sequence(str(path)), float_format=FLOAT_KINECT)
+
+
+def _as_int32(values: np.ndarray, what: str, source: str) -> np.ndarray:
+    """``values`` as int32, refusing (rather than truncating) anything but int32 integers."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v) & (v == np.rint(v)) & (np.abs(v) < 2**31)
+    if not ok.all():
+        raise ValueError(f"{source}: {what} must be int32 integers, found {float(v[~ok][0])!r}")
+    return v.astype(np.int32)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
