@@ -1,0 +1,451 @@
+"""Shift operations of Shift-GCN (Cheng et al., "Skeleton-Based Action Recognition with Shift
+Graph Convolutional Network", CVPR 2020; official code ``kchengiva/Shift-GCN``).
+
+Two operations live here, both in pure PyTorch (CPU and CUDA, float32/float64/bfloat16):
+
+* **Spatial (non-local) shift** of ``Shift_gcn``: a fixed permutation of the flattened
+  ``(joint, channel)`` axis, stored as an int64 index buffer.  Input channel ``c`` of output
+  joint ``v`` is read from joint ``(v + c) mod V`` (``shift_in``) or ``(v - c) mod V``
+  (``shift_out``).  Each shift is a single ``index_select``; because the index is a
+  permutation its backward is the gather with the inverse permutation (no scatter-add).
+
+* **Adaptive temporal shift** of ``Shift_tcn`` (the CUDA op ``model/Temporal_shift/cuda``,
+  itself adapted from active-shift): per channel ``c`` a learnable real offset ``ypos[c]``
+  along T (and ``xpos[c]`` along V, joints), bilinear interpolation with zero padding,
+  output frames ``floor(T / stride)``.  Output frame ``h`` of channel ``c`` samples input
+  position ``h * stride + ypos[c]`` (``+ 0.5`` when ``stride != 1``, as in the official
+  ``ShiftFunction.forward``).
+
+How the temporal shift is computed (why it is fast and exact): with
+``y = ypos (+0.5)``, ``y1 = floor(y)``, ``dy = y - y1`` (and ``x1, dx`` for ``xpos``) the
+official kernel computes, for output ``(h, w)``::
+
+    out = sum_{ky, kx in {0, 1}} wy[ky] * wx[kx] * in[h*s + y1 + ky, w + x1 + kx]
+    wy = (1 - dy, dy),  wx = (1 - dx, dx),   taps outside [0, T) x [0, V) read 0.
+
+This is a per-channel *integer* shift by ``y1`` along T (one gather of whole frames, with
+zero fill) followed by a depthwise convolution whose 2 x (2R+1) kernel holds the four
+bilinear weights (``R`` covers the integer part of ``xpos``; ``R = 1`` whenever
+``|xpos| < 1``, which is always the case for the official model).  The depthwise
+convolution pads V with zeros, which is exactly the kernel's zero padding along joints, and
+strides T by ``s``.  The ``xpos`` term is therefore computed faithfully at no extra memory
+traffic.  The convolution's backward (``aten.convolution_backward``) gives the exact
+adjoint for the input and the exact derivative of the kernel, from which autograd gets the
+gradients of ``ypos``/``xpos``; the integer gather's adjoint is again a gather.
+
+Gradient of the shifts (``grad_mode``):
+
+* ``'official'`` (default): the CUDA backward (``applyShiftConstraint``) replaces the
+  gradient of ``ypos[c]`` by ``0.01 * g / |g|`` where ``g`` is the true gradient averaged
+  over the batch dimension (the ``N*M`` dimension of the layer's input) and summed over T
+  and V; when ``|g|`` evaluates to 0 it uses ``1e-4``.  The gradient of ``xpos`` is 0.
+* ``'autograd'``: the true gradients of ``ypos`` and ``xpos``.
+
+The official run used ``nn.DataParallel`` on 4 GPUs: each replica applied the rule to its
+16 samples and the four ``+-0.01`` values were **summed** (per-step ``ypos`` gradients in
+``{+-0.04, +-0.02, 0, ...}``).  One device computing one rule per step cannot reproduce that.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "ShiftGradMode",
+    "spatial_shift_index",
+    "inverse_permutation",
+    "spatial_shift",
+    "spatial_shift_scale",
+    "row_shift",
+    "temporal_shift",
+    "Shift",
+]
+
+ShiftGradMode = Literal["official", "autograd"]
+_GRAD_MODES = ("official", "autograd")
+
+
+# ----------------------------------------------------------------------------------------
+# spatial shift
+# ----------------------------------------------------------------------------------------
+def spatial_shift_index(num_point: int, channels: int, direction: Literal["in", "out"]) -> Tensor:
+    """Index of the official ``Shift_gcn.shift_in`` / ``shift_out`` buffers.
+
+    Returns an int64 tensor of length ``num_point * channels`` over the flattened
+    ``(joint v, channel c)`` axis (flat position ``v * channels + c``):
+
+    * ``'in'``:  ``idx[v*C + c] = ((v + c) mod V) * C + c``
+    * ``'out'``: ``idx[v*C + c] = ((v - c) mod V) * C + c``
+
+    (the official loops write ``(v*C + c +- c*C) mod (C*V)``, which is the same number).
+    """
+    if direction not in ("in", "out"):
+        raise ValueError(f"direction must be 'in' or 'out', got {direction!r}")
+    if num_point < 1 or channels < 1:
+        raise ValueError(f"num_point and channels must be positive, got {num_point}, {channels}")
+    v = torch.arange(num_point).unsqueeze(1)
+    c = torch.arange(channels).unsqueeze(0)
+    joint = (v + c) % num_point if direction == "in" else (v - c) % num_point
+    return (joint * channels + c).reshape(-1)
+
+
+def inverse_permutation(index: Tensor, name: str = "index") -> Tensor:
+    """Inverse of a permutation ``index`` (1-D int64); raises ``ValueError`` if it is none."""
+    if index.dim() != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(index.shape)}")
+    n = index.numel()
+    ar = torch.arange(n, device=index.device)
+    if n and not torch.equal(torch.sort(index).values, ar):
+        raise ValueError(f"{name} is not a permutation of 0..{n - 1}")
+    inv = torch.empty_like(index)
+    inv[index] = ar
+    return inv
+
+
+class _PermutationGather(torch.autograd.Function):
+    """``x[:, index]`` for a permutation ``index``; backward gathers with the inverse."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, inverse: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(inverse)
+        return x.index_select(1, index)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (inverse,) = ctx.saved_tensors
+        return grad.index_select(1, inverse), None, None
+
+
+class _PermutationGatherScale(torch.autograd.Function):
+    """``x[:, index] * scale`` for a permutation ``index``, without keeping the product.
+
+    Saves ``x`` (a tensor the caller keeps alive anyway) instead of the gathered copy, and
+    computes both gradients in the un-permuted order from one inverse gather of ``grad``:
+    ``grad_x[:, j] = g[:, inv[j]] * scale[inv[j]]`` and
+    ``grad_scale[k] = S[index[k]]`` with ``S[j] = sum_r g[r, inv[j]] * x[r, j]``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, inverse: Tensor, scale: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, index, inverse, scale)
+        out = x.index_select(1, index)
+        return out.mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, index, inverse, scale = ctx.saved_tensors
+        g_inv = grad.index_select(1, inverse)
+        grad_scale = None
+        if ctx.needs_input_grad[3]:
+            s = torch.mul(g_inv, x).sum(0)
+            grad_scale = s.index_select(0, index).to(scale.dtype)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = g_inv.mul_(scale.index_select(0, inverse)).to(x.dtype)
+        return grad_x, None, None, grad_scale
+
+
+def spatial_shift_scale(x: Tensor, index: Tensor, inverse: Tensor, scale: Tensor) -> Tensor:
+    """Spatial shift followed by a per-column scale: ``out[:, k] = x[:, index[k]] * scale[k]``.
+
+    Args:
+        x: ``(R, V*C)``.
+        index, inverse: a permutation of ``V*C`` and its inverse.
+        scale: ``(V*C,)`` (in Shift-GCN the feature mask ``tanh(Feature_Mask) + 1`` of the
+            *target* joint).
+    Returns:
+        ``(R, V*C)``; differentiable in ``x`` and ``scale``.
+    """
+    return _PermutationGatherScale.apply(x, index, inverse, scale)
+
+
+def spatial_shift(x: Tensor, index: Tensor, inverse: Tensor | None = None) -> Tensor:
+    """Apply a spatial shift: ``out[:, k] = x[:, index[k]]``.
+
+    Args:
+        x: ``(R, V*C)``, rows are ``(sample, frame)`` pairs, columns ``v*C + c``.
+        index: permutation of ``V*C`` (e.g. :func:`spatial_shift_index`).
+        inverse: its inverse (:func:`inverse_permutation`); if ``None`` the plain
+            ``index_select`` autograd (scatter-add backward) is used.
+    Returns:
+        ``(R, V*C)``.
+    """
+    if inverse is None:
+        return x.index_select(1, index)
+    return _PermutationGather.apply(x, index, inverse)
+
+
+# ----------------------------------------------------------------------------------------
+# integer row shift along T (gather of whole frames, zero fill)
+# ----------------------------------------------------------------------------------------
+#: Devices on which out-of-range taps are zeroed by ``index_fill_`` on the few positions
+#: concerned (needs ``nonzero``, a host synchronisation elsewhere); other devices use one
+#: ``masked_fill_`` pass.
+_FILL_BY_INDEX = {"cpu"}
+
+
+def _is_channels_last(x: Tensor) -> bool:
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _row_shift_impl(x: Tensor, offset: Tensor, out_len: int) -> Tensor:
+    """``out[n, c, j, v] = x[n, c, j + offset[c], v]`` (0 outside ``[0, T)``), ``j < out_len``.
+
+    One ``index_select`` over the memory order of ``x``; taps outside ``[0, T)`` read a
+    clamped frame and are then zeroed (the official kernel reads 0 there).  Channels-last
+    inputs stay channels-last (element gather over the flat ``(T, V, C)`` memory); others
+    are gathered as rows of V over ``(C, T)``.
+    """
+    n, c, t, v = x.shape
+    dev = x.device
+    src = torch.arange(out_len, device=dev).unsqueeze(0) + offset.to(dev).unsqueeze(1)  # (C, L)
+    invalid = (src < 0) | (src >= t)
+    src = src.clamp_(0, t - 1)
+    if _is_channels_last(x):
+        flat = x.permute(0, 2, 3, 1).reshape(n, t * v * c)  # a view: memory is (T, V, C)
+        idx = (src.t().unsqueeze(1) * (v * c)
+               + torch.arange(v, device=dev).view(1, v, 1) * c
+               + torch.arange(c, device=dev).view(1, 1, c)).reshape(-1)
+        out = flat.index_select(1, idx)
+        if dev.type in _FILL_BY_INDEX:
+            # Few positions are out of range: fill just those (cheaper than a masking pass).
+            cj = invalid.nonzero()  # (k, 2): channel, frame
+            pos = ((cj[:, 1] * (v * c) + cj[:, 0]).unsqueeze(1)
+                   + torch.arange(v, device=dev).unsqueeze(0) * c).reshape(-1)
+            out.index_fill_(1, pos, 0)
+        else:  # no host synchronisation (nonzero) on accelerators
+            out.view(n, out_len, v, c).masked_fill_(invalid.t().contiguous().view(1, out_len, 1, c), 0)
+        return out.view(n, out_len, v, c).permute(0, 3, 1, 2)
+    rows = x.contiguous().view(n, c * t, v)
+    idx = (torch.arange(c, device=dev).unsqueeze(1) * t + src).reshape(-1)
+    out = rows.index_select(1, idx)  # (N, C*L, V)
+    if dev.type in _FILL_BY_INDEX:
+        out.index_fill_(1, invalid.reshape(-1).nonzero().squeeze(1), 0)
+    else:
+        out.view(n, c, out_len, v).masked_fill_(invalid.view(1, c, out_len, 1), 0)
+    return out.view(n, c, out_len, v)
+
+
+class _RowShift(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, offset: Tensor, out_len: int) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(offset)
+        ctx.in_len = x.shape[2]
+        return _row_shift_impl(x, offset, out_len)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (offset,) = ctx.saved_tensors
+        # The forward map is injective on valid taps, so its adjoint is again a row shift:
+        # grad_x[t] = grad[t - offset] where 0 <= t - offset < out_len, else 0.
+        return _row_shift_impl(grad, -offset, ctx.in_len), None, None
+
+
+def row_shift(x: Tensor, offset: Tensor, out_len: int) -> Tensor:
+    """Per-channel integer shift along T with zero fill (differentiable in ``x``).
+
+    Args:
+        x: ``(N, C, T, V)``.
+        offset: ``(C,)`` int64; output frame ``j`` of channel ``c`` is input frame
+            ``j + offset[c]``, or 0 when that lies outside ``[0, T)``.
+        out_len: number of output frames.
+    Returns:
+        ``(N, C, out_len, V)``, channels-last if ``x`` is.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"row_shift expects (N, C, T, V), got shape {tuple(x.shape)}")
+    if offset.shape != (x.shape[1],):
+        raise ValueError(f"offset must have shape ({x.shape[1]},), got {tuple(offset.shape)}")
+    return _RowShift.apply(x, offset.long(), int(out_len))
+
+
+# ----------------------------------------------------------------------------------------
+# gradient rules of the official CUDA backward
+# ----------------------------------------------------------------------------------------
+class _OfficialPositionGrad(torch.autograd.Function):
+    """Identity on ``ypos``; backward applies the official ``applyShiftConstraint``."""
+
+    @staticmethod
+    def forward(ctx, ypos: Tensor, batch: int) -> Tensor:  # type: ignore[override]
+        ctx.batch = batch
+        return ypos.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        # Official: g = mean over the batch dim of the true per-sample gradient (summed over
+        # T and V); dr = sqrt(g*g); grad = g / dr * 0.01 if dr != 0 else 1e-4.  The same
+        # arithmetic in the same dtype (so under/overflow of g*g behaves as on the GPU).
+        g = grad / ctx.batch
+        dr = torch.sqrt(g * g)
+        return torch.where(dr != 0, g / dr * 0.01, torch.full_like(g, 1e-4)), None
+
+
+class _ZeroGrad(torch.autograd.Function):
+    """Identity; backward returns a zero gradient (official ``grad_xpos = 0``).
+
+    A zero tensor rather than ``None`` so that the optimiser still applies weight decay to
+    ``xpos`` every step, as the official SGD did.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return torch.zeros_like(grad)
+
+
+# ----------------------------------------------------------------------------------------
+# adaptive temporal shift
+# ----------------------------------------------------------------------------------------
+def _integer_part(v: Tensor, lo: int, hi: int) -> Tensor:
+    """``floor(v)`` clamped to ``[lo, hi]`` as int64 (clamping keeps huge shifts, whose taps
+    are all out of range anyway, from overflowing the integer conversion)."""
+    return torch.floor(v.detach()).clamp_(lo, hi).long()
+
+
+class _ShiftConv(torch.autograd.Function):
+    """Integer row shift by ``y1`` followed by the depthwise bilinear-kernel convolution.
+
+    One Function so that the backward can rebuild the shifted rows from the input instead
+    of keeping them (``recompute=True``: used where the input is kept alive anyway, e.g. a
+    ReLU output, which saves one activation-sized tensor per call).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, n_rows: int, stride: int,  # type: ignore[override]
+                radius: int, dtype: torch.dtype, recompute: bool) -> Tensor:
+        rows = _row_shift_impl(x, y1, n_rows).to(dtype)
+        k = kernel.to(dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            out = F.conv2d(rows, k, stride=(stride, 1), padding=(0, radius), groups=x.shape[1])
+        ctx.save_for_backward(x if recompute else rows, k, y1)
+        ctx.conf = (n_rows, stride, radius, dtype, recompute, x.shape[2], x.dtype, kernel.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        saved, k, y1 = ctx.saved_tensors
+        n_rows, stride, radius, dtype, recompute, t, x_dtype, k_dtype = ctx.conf
+        rows = _row_shift_impl(saved, y1, n_rows).to(dtype) if recompute else saved
+        need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        g_rows, g_k, _ = torch.ops.aten.convolution_backward(
+            grad.to(dtype), rows, k, None, (stride, 1), (0, radius), (1, 1), False, (0, 0),
+            rows.shape[1], (need_x, need_k, False),
+        )
+        # Adjoint of the row shift (injective on valid taps): again a row shift.
+        g_x = _row_shift_impl(g_rows, -y1, t).to(x_dtype) if need_x else None
+        g_k = g_k.to(k_dtype) if need_k else None
+        return g_x, g_k, None, None, None, None, None, None
+
+
+def temporal_shift(
+    x: Tensor,
+    xpos: Tensor,
+    ypos: Tensor,
+    stride: int = 1,
+    grad_mode: ShiftGradMode = "official",
+    recompute: bool = False,
+) -> Tensor:
+    """Adaptive temporal shift of Shift-GCN (official ``ShiftFunction``), pure PyTorch.
+
+    Args:
+        x: ``(N, C, T, V)``; any memory format (channels-last is fastest on CPU).
+        xpos: ``(C,)`` shift along V (joints); official init ``U(-1e-8, 1e-8)``.
+        ypos: ``(C,)`` shift along T (frames).
+        stride: temporal stride ``s``; ``+0.5`` is added to ``ypos`` when ``s != 1``.
+        grad_mode: ``'official'`` (sign rule, see module docstring) or ``'autograd'``.
+        recompute: keep ``x`` rather than the shifted frames for the backward and rebuild
+            them there (saves memory when ``x`` is kept alive anyway; same result).
+    Returns:
+        ``(N, C, floor(T / s), V)``:
+        ``out[n,c,h,w] = sum_{ky,kx} wy*wx * x[n, c, h*s + y1 + ky, w + x1 + kx]``, zero
+        outside the input.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"temporal_shift expects (N, C, T, V), got shape {tuple(x.shape)}")
+    n, c, t, v = x.shape
+    if xpos.shape != (c,) or ypos.shape != (c,):
+        raise ValueError(f"xpos/ypos must have shape ({c},), got {tuple(xpos.shape)}, {tuple(ypos.shape)}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    t_out = t // stride
+    if t_out < 1:
+        raise ValueError(f"temporal_shift needs T >= stride, got T={t}, stride={stride}")
+    if grad_mode == "official":
+        ypos = _OfficialPositionGrad.apply(ypos, n)
+        xpos = _ZeroGrad.apply(xpos)
+    elif grad_mode != "autograd":
+        raise ValueError(f"grad_mode must be one of {_GRAD_MODES}, got {grad_mode!r}")
+
+    y = ypos + 0.5 if stride != 1 else ypos
+    n_rows = (t_out - 1) * stride + 2  # frames h*s + y1 + {0, 1} for h < t_out
+    y1 = _integer_part(y, -n_rows - 1, t)
+    dy = y - y1.to(y.dtype)
+    x1 = _integer_part(xpos, -v - 1, v)
+    dx = xpos - x1.to(xpos.dtype)
+    # Kernel half-width along V: taps at offsets x1 and x1 + 1.  R = 1 whenever |xpos| < 1.
+    radius = max(1, int(torch.maximum(x1.abs(), (x1 + 1).abs()).max()))
+    width = 2 * radius + 1
+    kv = (F.one_hot(x1 + radius, width).to(dx.dtype) * (1 - dx).unsqueeze(1)
+          + F.one_hot(x1 + 1 + radius, width).to(dx.dtype) * dx.unsqueeze(1))  # (C, width)
+    kt = torch.stack((1 - dy, dy), dim=1)  # (C, 2)
+    kernel = (kt.unsqueeze(2) * kv.unsqueeze(1)).unsqueeze(1)  # (C, 1, 2, width)
+
+    dev = x.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    return _ShiftConv.apply(x, kernel, y1, n_rows, stride, radius, dtype, recompute)
+
+
+class Shift(nn.Module):
+    """Learnable adaptive temporal shift (official ``cuda/shift.py: Shift``).
+
+    Parameter names follow the official module (``xpos``, ``ypos``), so official state
+    dicts load unchanged.
+
+    Args:
+        channels: number of channels ``C``.
+        stride: temporal stride (output ``floor(T / stride)`` frames).
+        init_scale: ``ypos ~ U(-init_scale, init_scale)``.  Shift-GCN always passes 1 (the
+            official class default of 3 is never used by the model).
+        grad_mode: ``'official'`` (sign rule of the CUDA backward) or ``'autograd'``.
+        recompute: see :func:`temporal_shift` (a memory/time trade, same numbers).
+
+    Shapes: ``(N, C, T, V) -> (N, C, floor(T / stride), V)``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        stride: int = 1,
+        init_scale: float = 1.0,
+        grad_mode: ShiftGradMode = "official",
+        recompute: bool = False,
+    ) -> None:
+        super().__init__()
+        if grad_mode not in _GRAD_MODES:
+            raise ValueError(f"grad_mode must be one of {_GRAD_MODES}, got {grad_mode!r}")
+        self.channels = channels
+        self.stride = stride
+        self.init_scale = init_scale
+        self.grad_mode: ShiftGradMode = grad_mode
+        self.recompute = recompute
+        self.xpos = nn.Parameter(torch.empty(channels))
+        self.ypos = nn.Parameter(torch.empty(channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.xpos.uniform_(-1e-8, 1e-8)
+            self.ypos.uniform_(-self.init_scale, self.init_scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return temporal_shift(x, self.xpos, self.ypos, self.stride, self.grad_mode, self.recompute)
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, stride={self.stride}, grad_mode={self.grad_mode!r}"

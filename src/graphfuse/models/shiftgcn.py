@@ -1,0 +1,415 @@
+"""Shift-GCN (Cheng et al., "Skeleton-Based Action Recognition with Shift Graph
+Convolutional Network", CVPR 2020), faithful to the official ``kchengiva/Shift-GCN``
+(``model/shift_gcn.py``), in pure PyTorch.
+
+Architecture (joint stream, NTU): ``data_bn`` over ``M*V*C`` (person-major), persons folded
+into the batch, ten units ``l1..l10`` (64, 64, 64, 64, 128/2, 128, 128, 256/2, 256, 256
+channels/stride; ``l1`` without unit residual, ``l5``/``l8`` with a strided 1x1 conv + BN
+residual), mean over ``T*V``, mean over persons, ``fc``.  Each unit is
+``ReLU(ShiftTCN(ShiftGCN(x)) + residual(x))``.
+
+Module, parameter and buffer names equal the official ones, so an official checkpoint
+(302 keys) loads with ``strict=True``; see :func:`load_official_state_dict`.
+
+Differences from the official code (see ``docs/models_shiftgcn.md``):
+
+* ``num_point`` and ``in_channels`` are honoured everywhere (the official hard-codes 25
+  joints inside ``Shift_gcn`` and 3 input channels in ``l1``).
+* The spatial index arrays are int64 *buffers*, not ``nn.Parameter`` (the official
+  ``parameters()`` counts them); trainable parameters: 693,107 (60 classes).
+* Every BatchNorm weight starts at 1.  In the official PyTorch 0.4.1 run the two BNs the
+  code never re-initialises (``Shift_gcn.bn``, ``Shift_tcn.bn``) drew gamma from U(0, 1).
+* The temporal shift is pure PyTorch (gather + depthwise conv) instead of the CUDA
+  extension; its default ``shift_grad='official'`` reproduces the extension's sign rule.
+* Tensors run in channels-last memory internally (a layout choice, same numbers).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphfuse.layers.shift import (
+    Shift,
+    ShiftGradMode,
+    inverse_permutation,
+    spatial_shift,
+    spatial_shift_index,
+    spatial_shift_scale,
+)
+
+__all__ = [
+    "ShiftGCN",
+    "ShiftGCNUnit",
+    "ShiftGraphConv",
+    "ShiftTemporalConv",
+    "UnitResidual",
+    "official_weight_decay",
+    "official_param_groups",
+    "official_state_dict_keys",
+    "load_official_state_dict",
+]
+
+
+def _conv_init(conv: nn.Conv2d) -> None:
+    # official conv_init: kaiming normal (fan_out, gain sqrt(2)), bias 0
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def _bn_init(bn: nn.modules.batchnorm._BatchNorm, scale: float = 1.0) -> None:
+    nn.init.constant_(bn.weight, scale)
+    nn.init.zeros_(bn.bias)
+
+
+class ShiftGraphConv(nn.Module):
+    """Shift graph convolution (official ``Shift_gcn``): non-local spatial shift, feature
+    mask, pointwise linear, shift back, ``BatchNorm1d(V*Cout)``, residual, ReLU.
+
+    ``out[v, d] = BN( sum_c x[(v-d+c) mod V, c] * m[(v-d) mod V, c] * W[c, d] + b[d] )``
+    with ``m = tanh(Feature_Mask) + 1``; then ``ReLU(out + down(x))``.
+
+    Args:
+        in_channels, out_channels: ``Cin``, ``Cout``.
+        num_point: number of joints ``V``.
+    Shapes: ``(N, Cin, T, V) -> (N, Cout, T, V)`` (channels-last memory).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, num_point: int = 25) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.num_point = num_point
+        if in_channels != out_channels:
+            self.down: nn.Module | None = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels)
+            )
+            _conv_init(self.down[0])
+            _bn_init(self.down[1], 1)
+        else:
+            self.down = None
+        self.Linear_weight = nn.Parameter(torch.empty(in_channels, out_channels))
+        self.Linear_bias = nn.Parameter(torch.zeros(1, 1, out_channels))
+        self.Feature_Mask = nn.Parameter(torch.zeros(1, num_point, in_channels))
+        nn.init.normal_(self.Linear_weight, 0.0, math.sqrt(1.0 / out_channels))
+        # Not re-initialised by the official code: gamma = 1 in PyTorch >= 1.2 (U(0,1) in 0.4.1).
+        self.bn = nn.BatchNorm1d(num_point * out_channels)
+        self.register_buffer("shift_in", spatial_shift_index(num_point, in_channels, "in"))
+        self.register_buffer("shift_out", spatial_shift_index(num_point, out_channels, "out"))
+        # Inverse permutations for the gather backward; derived, so not in the state dict.
+        self.register_buffer("shift_in_inverse", inverse_permutation(self.shift_in), persistent=False)
+        self.register_buffer("shift_out_inverse", inverse_permutation(self.shift_out), persistent=False)
+        self.register_load_state_dict_post_hook(ShiftGraphConv._refresh_inverses)
+
+    @staticmethod
+    def _refresh_inverses(module: nn.Module, incompatible_keys: Any) -> None:
+        # A loaded checkpoint brings its own index arrays: rebuild (and validate) inverses.
+        assert isinstance(module, ShiftGraphConv)
+        with torch.no_grad():
+            module.shift_in_inverse = inverse_permutation(module.shift_in, "shift_in")
+            module.shift_out_inverse = inverse_permutation(module.shift_out, "shift_out")
+
+    def forward(self, x0: Tensor) -> Tensor:
+        """x0: ``(N, Cin, T, V)`` -> ``(N, Cout, T, V)``."""
+        n, c, t, v = x0.shape
+        if v != self.num_point or c != self.in_channels:
+            raise ValueError(
+                f"ShiftGraphConv expects (N, {self.in_channels}, T, {self.num_point}), got {tuple(x0.shape)}"
+            )
+        d = self.out_channels
+        # (N, C, T, V) -> rows (N*T, V*C); free when x0 is channels-last.
+        x = x0.permute(0, 2, 3, 1).reshape(n * t, v * c)
+        # shift_in and the feature mask (of the target joint) in one gather-and-scale.
+        mask = (torch.tanh(self.Feature_Mask) + 1).view(v * c)
+        x = spatial_shift_scale(x, self.shift_in, self.shift_in_inverse, mask)
+        # einsum('nwc,cd->nwd') + bias as one GEMM with the bias in its epilogue.
+        y = torch.addmm(self.Linear_bias.view(1, d), x.view(n * t * v, c), self.Linear_weight)
+        y = spatial_shift(y.view(n * t, v * d), self.shift_out, self.shift_out_inverse)
+        y = self.bn(y)
+        # Residual added in place on the BN output (BatchNorm's backward needs its input, not
+        # its output), in the (N*T, V*Cout) layout: an in-place op on a permuted *view*
+        # would make autograd copy whole tensors (CopySlices).
+        res = self.down(x0) if self.down is not None else x0
+        y = F.relu_(y.add_(res.permute(0, 2, 3, 1).reshape(n * t, v * d)))
+        return y.view(n, t, v, d).permute(0, 3, 1, 2)  # (N, Cout, T, V), channels-last memory
+
+
+class ShiftTemporalConv(nn.Module):
+    """Shift temporal convolution (official ``Shift_tcn``):
+    ``BN -> Shift(stride 1) -> Conv1x1 -> ReLU -> Shift(stride s) -> BN``.
+
+    Shapes: ``(N, C, T, V) -> (N, C, floor(T / s), V)``.
+    """
+
+    def __init__(self, channels: int, stride: int = 1, shift_grad: ShiftGradMode = "official") -> None:
+        super().__init__()
+        self.channels = channels
+        self.stride = stride
+        self.bn = nn.BatchNorm2d(channels)  # default init in the official code (see module doc)
+        self.bn2 = nn.BatchNorm2d(channels)
+        _bn_init(self.bn2, 1)
+        self.shift_in = Shift(channels, stride=1, init_scale=1, grad_mode=shift_grad)
+        # shift_out's input is a ReLU output, which autograd keeps anyway: recompute the
+        # shifted frames in the backward instead of storing them.
+        self.shift_out = Shift(channels, stride=stride, init_scale=1, grad_mode=shift_grad, recompute=True)
+        self.temporal_linear = nn.Conv2d(channels, channels, 1)
+        # official: kaiming normal (fan_out) weight; the bias keeps PyTorch's default init
+        nn.init.kaiming_normal_(self.temporal_linear.weight, mode="fan_out")
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.bn(x)
+        x = self.shift_in(x)
+        x = F.relu_(self.temporal_linear(x))
+        x = self.shift_out(x)
+        return self.bn2(x)
+
+
+class UnitResidual(nn.Module):
+    """Strided 1x1 conv + BN residual of ``l5``/``l8`` (the official ``tcn`` class with
+    ``kernel_size=1``). Shapes: ``(N, Cin, T, V) -> (N, Cout, ceil(T / s), V)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1))
+        self.bn = nn.BatchNorm2d(out_channels)
+        _conv_init(self.conv)
+        _bn_init(self.bn, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(self.conv(x))
+
+
+class ShiftGCNUnit(nn.Module):
+    """One Shift-GCN unit (official ``TCN_GCN_unit``):
+    ``ReLU(tcn1(gcn1(x)) + residual(x))``.
+
+    Args:
+        residual: ``False`` for ``l1`` (no unit residual); otherwise identity when the
+            shape is kept, else :class:`UnitResidual`.
+    Shapes: ``(N, Cin, T, V) -> (N, Cout, T / stride, V)``; ``T`` must be divisible by
+    ``stride`` (the strided residual has ``ceil(T/s)`` frames, the shift ``floor(T/s)``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        num_point: int = 25,
+        stride: int = 1,
+        residual: bool = True,
+        shift_grad: ShiftGradMode = "official",
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        self.gcn1 = ShiftGraphConv(in_channels, out_channels, num_point)
+        self.tcn1 = ShiftTemporalConv(out_channels, stride=stride, shift_grad=shift_grad)
+        self.residual_kind = "none" if not residual else (
+            "identity" if in_channels == out_channels and stride == 1 else "projection"
+        )
+        if self.residual_kind == "projection":
+            self.residual: nn.Module | None = UnitResidual(in_channels, out_channels, stride)
+        else:
+            self.residual = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = x.shape[2]
+        if self.stride > 1 and t % self.stride:
+            raise ValueError(
+                f"Shift-GCN unit with temporal stride {self.stride} needs a frame count divisible by "
+                f"{self.stride}, got T={t} (the whole model needs T divisible by 4)"
+            )
+        y = self.tcn1(self.gcn1(x))  # output of bn2, not needed by any backward: add in place
+        if self.residual_kind == "identity":
+            y = y.add_(x)
+        elif self.residual is not None:
+            y = y.add_(self.residual(x))
+        return F.relu_(y)
+
+
+class ShiftGCN(nn.Module):
+    """Shift-GCN classifier (official ``model.shift_gcn.Model``).
+
+    Args:
+        num_class: number of classes (60 for NTU60, 120 for NTU120).
+        num_point: joints ``V`` (25 for NTU; 20 for NW-UCLA).
+        num_person: bodies ``M`` (2 for NTU; 1 for NW-UCLA).
+        in_channels: coordinates per joint ``C`` (3).
+        shift_grad: gradient of the temporal shifts: ``'official'`` (sign rule of the CUDA
+            extension) or ``'autograd'`` (true gradient).
+
+    Shapes: ``x: (N, C, T, V, M) -> logits (N, num_class)``; ``T`` divisible by 4.
+    """
+
+    #: (in, out, stride, residual) of l1..l10 with ``in_channels`` substituted for ``C``.
+    LAYERS: tuple[tuple[int | str, int, int, bool], ...] = (
+        ("C", 64, 1, False),
+        (64, 64, 1, True),
+        (64, 64, 1, True),
+        (64, 64, 1, True),
+        (64, 128, 2, True),
+        (128, 128, 1, True),
+        (128, 128, 1, True),
+        (128, 256, 2, True),
+        (256, 256, 1, True),
+        (256, 256, 1, True),
+    )
+    feature_dim = 256
+
+    def __init__(
+        self,
+        num_class: int = 60,
+        num_point: int = 25,
+        num_person: int = 2,
+        in_channels: int = 3,
+        shift_grad: ShiftGradMode = "official",
+    ) -> None:
+        super().__init__()
+        if shift_grad not in ("official", "autograd"):
+            raise ValueError(f"shift_grad must be 'official' or 'autograd', got {shift_grad!r}")
+        self.num_class = num_class
+        self.num_point = num_point
+        self.num_person = num_person
+        self.in_channels = in_channels
+        self.shift_grad = shift_grad
+        self.data_bn = nn.BatchNorm1d(num_person * in_channels * num_point)
+        _bn_init(self.data_bn, 1)
+        for k, (cin, cout, stride, residual) in enumerate(self.LAYERS, start=1):
+            cin_ = in_channels if cin == "C" else int(cin)
+            self.add_module(
+                f"l{k}",
+                ShiftGCNUnit(cin_, cout, num_point, stride=stride, residual=residual, shift_grad=shift_grad),
+            )
+        self.fc = nn.Linear(self.feature_dim, num_class)
+        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_class))
+
+    def set_shift_grad(self, mode: ShiftGradMode) -> None:
+        """Switch the gradient rule of every temporal shift (``'official'``/``'autograd'``)."""
+        if mode not in ("official", "autograd"):
+            raise ValueError(f"shift_grad must be 'official' or 'autograd', got {mode!r}")
+        self.shift_grad = mode
+        for module in self.modules():
+            if isinstance(module, Shift):
+                module.grad_mode = mode
+
+    def units(self) -> Iterable[ShiftGCNUnit]:
+        return (getattr(self, f"l{k}") for k in range(1, len(self.LAYERS) + 1))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """x: ``(N, C, T, V, M)`` -> pooled features ``(N, 256)`` (mean over T*V, then M)."""
+        if x.dim() != 5:
+            raise ValueError(f"ShiftGCN expects (N, C, T, V, M), got shape {tuple(x.shape)}")
+        n, c, t, v, m = x.shape
+        if (c, v, m) != (self.in_channels, self.num_point, self.num_person):
+            raise ValueError(
+                f"ShiftGCN built for C={self.in_channels}, V={self.num_point}, M={self.num_person}; "
+                f"got input of shape {tuple(x.shape)} (N, C, T, V, M)"
+            )
+        # data_bn over features m*V*C + v*C + c (person-major), as the official permute.
+        x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)
+        x = self.data_bn(x)
+        # -> (N*M, C, T, V) with channels-last memory (N*M, T, V, C) for the rest of the net.
+        x = x.view(n, m, v, c, t).permute(0, 1, 4, 2, 3).reshape(n * m, t, v, c).permute(0, 3, 1, 2)
+        for unit in self.units():
+            x = unit(x)
+        feat = x.mean(dim=(2, 3))  # (N*M, 256)
+        return feat.view(n, m, -1).mean(dim=1)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """features ``(N, 256)`` -> logits ``(N, num_class)``."""
+        return self.fc(features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# ----------------------------------------------------------------------------------------
+# official optimiser settings and checkpoints
+# ----------------------------------------------------------------------------------------
+def official_weight_decay(name: str) -> float:
+    """Weight decay the official ``main.py`` gives parameter ``name``.
+
+    ``'Linear_weight'`` in the name -> 1e-3, else ``'Mask'`` (``Feature_Mask``) -> 0, else
+    1e-4 (biases, BN, ``xpos``/``ypos`` and ``fc`` included; the yaml value is ignored).
+    """
+    if "Linear_weight" in name:
+        return 1e-3
+    if "Mask" in name:
+        return 0.0
+    return 1e-4
+
+
+def official_param_groups(model: nn.Module, **group_options: Any) -> list[dict[str, Any]]:
+    """Trainable parameters of ``model`` grouped by :func:`official_weight_decay`.
+
+    Returns ``[{'params': [...], 'weight_decay': wd, **group_options}, ...]`` for
+    ``torch.optim.SGD`` (one group per decay value; same update as one group per tensor).
+    """
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault(official_weight_decay(name), []).append(p)
+    return [{"params": ps, "weight_decay": wd, **group_options} for wd, ps in sorted(groups.items())]
+
+
+def official_state_dict_keys() -> list[str]:
+    """The 302 keys of an official Shift-GCN checkpoint, in module order."""
+    return list(_official_keys())
+
+
+@functools.lru_cache(maxsize=1)
+def _official_keys() -> tuple[str, ...]:
+    return tuple(ShiftGCN().state_dict().keys())
+
+
+def load_official_state_dict(path: str | os.PathLike, model: nn.Module | None = None) -> dict[str, Tensor]:
+    """Load an official Shift-GCN checkpoint (``save_models/*.pt``, legacy pre-1.6 format).
+
+    The file is read with ``torch.load(weights_only=True, map_location='cpu')``; a
+    ``'module.'`` prefix (DataParallel) is stripped.  Keys are checked against ``model``
+    (default: the 302 keys of :class:`ShiftGCN`) and, when ``model`` is given, shapes too.
+
+    Returns:
+        a state dict to pass to ``model.load_state_dict(..., strict=True)``.
+    Raises:
+        ValueError naming the file and the missing / unexpected / mis-shaped keys.
+    """
+    try:
+        obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # unreadable, or refused by the weights-only unpickler
+        raise ValueError(f"{path}: cannot read as a weights-only torch checkpoint: {exc}") from exc
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: expected a dict of tensors (a state dict), got {type(obj).__name__}")
+    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+    if model is None:
+        expected = {k: None for k in official_state_dict_keys()}
+        shapes: dict[str, torch.Size] = {}
+    else:
+        ref = model.state_dict()
+        expected = {k: None for k in ref}
+        shapes = {k: v.shape for k, v in ref.items()}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mis_shaped = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(shapes[k])}"
+        for k in shapes if k in state and state[k].shape != shapes[k]
+    ]
+    if missing or unexpected or mis_shaped:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
+        if mis_shaped:
+            parts.append(f"shape mismatches ({len(mis_shaped)}): {mis_shaped}")
+        raise ValueError(f"{path}: not a Shift-GCN state dict: " + "; ".join(parts))
+    return state

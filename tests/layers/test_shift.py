@@ -1,0 +1,309 @@
+"""Shift operations of Shift-GCN against float64 loop references written from the official
+CUDA kernel's formulas (kchengiva/Shift-GCN, model/Temporal_shift/cuda)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from graphfuse.layers import shift as shift_module
+from graphfuse.layers.shift import (
+    Shift,
+    inverse_permutation,
+    row_shift,
+    spatial_shift,
+    spatial_shift_index,
+    spatial_shift_scale,
+    temporal_shift,
+)
+
+f64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny shapes: one thread is faster, and immune to OpenMP barrier stalls on a busy machine.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ----------------------------------------------------------------------------------------
+# references
+# ----------------------------------------------------------------------------------------
+def official_index_loop(num_point: int, channels: int, direction: str) -> list[int]:
+    """The official ``Shift_gcn`` loops, literally: (i*C + j +- j*C) mod (C*V)."""
+    sign = 1 if direction == "in" else -1
+    return [
+        (i * channels + j + sign * j * channels) % (channels * num_point)
+        for i in range(num_point)
+        for j in range(channels)
+    ]
+
+
+def temporal_shift_loop(x: torch.Tensor, xpos, ypos, stride: int) -> torch.Tensor:
+    """The official forward kernel as a float64 loop: 4 bilinear taps, zero outside."""
+    n, c, t, v = x.shape
+    t_out = t // stride
+    out = torch.zeros(n, c, t_out, v, dtype=f64)
+    for ch in range(c):
+        y = float(ypos[ch]) + (0.5 if stride != 1 else 0.0)
+        xx = float(xpos[ch])
+        y1, x1 = math.floor(y), math.floor(xx)
+        dy, dx = y - y1, xx - x1
+        for h in range(t_out):
+            for w in range(v):
+                acc = torch.zeros(n, dtype=f64)
+                for ky, wy in ((0, 1 - dy), (1, dy)):
+                    for kx, wx in ((0, 1 - dx), (1, dx)):
+                        tt, ww = h * stride + y1 + ky, w + x1 + kx
+                        if 0 <= tt < t and 0 <= ww < v:
+                            acc += wy * wx * x[:, ch, tt, ww].double()
+                out[:, ch, h, w] = acc
+    return out
+
+
+def as_channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+# ----------------------------------------------------------------------------------------
+# spatial shift
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("num_point,channels", [(25, 3), (25, 64), (19, 7), (5, 12)])
+@pytest.mark.parametrize("direction", ["in", "out"])
+def test_spatial_index_equals_official_loops(num_point, channels, direction):
+    idx = spatial_shift_index(num_point, channels, direction)
+    assert idx.dtype == torch.int64
+    assert idx.tolist() == official_index_loop(num_point, channels, direction)
+
+
+@pytest.mark.parametrize("direction,sign", [("in", 1), ("out", -1)])
+def test_spatial_shift_closed_form(direction, sign):
+    torch.manual_seed(0)
+    r, v, c = 3, 5, 7
+    x = torch.randn(r, v * c, dtype=f64)
+    idx = spatial_shift_index(v, c, direction)
+    out = spatial_shift(x, idx, inverse_permutation(idx)).view(r, v, c)
+    xv = x.view(r, v, c)
+    ref = torch.empty(r, v, c, dtype=f64)
+    for vv in range(v):
+        for cc in range(c):
+            ref[:, vv, cc] = xv[:, (vv + sign * cc) % v, cc]
+    assert torch.equal(out, ref)
+    assert torch.equal(spatial_shift(x, idx).view(r, v, c), ref)  # plain index_select path
+
+
+def test_spatial_shift_scale_closed_form_and_gradcheck():
+    torch.manual_seed(1)
+    r, v, c = 4, 6, 5
+    x = torch.randn(r, v * c, dtype=f64, requires_grad=True)
+    scale = torch.rand(v * c, dtype=f64, requires_grad=True)
+    idx = spatial_shift_index(v, c, "in")
+    inv = inverse_permutation(idx)
+    out = spatial_shift_scale(x, idx, inv, scale).view(r, v, c)
+    xv, sv = x.detach().view(r, v, c), scale.detach().view(v, c)
+    for vv in range(v):
+        for cc in range(c):
+            # mask indexed by the *target* joint, input read from joint (v + c) mod V
+            ref = xv[:, (vv + cc) % v, cc] * sv[vv, cc]
+            assert torch.equal(out[:, vv, cc].detach(), ref)
+    assert torch.autograd.gradcheck(lambda a, s: spatial_shift_scale(a, idx, inv, s), (x, scale))
+    assert torch.autograd.gradcheck(lambda a: spatial_shift(a, idx, inv), (x,))
+
+
+def test_inverse_permutation_rejects_non_permutation():
+    with pytest.raises(ValueError, match="not a permutation"):
+        inverse_permutation(torch.tensor([0, 0, 2]))
+    idx = spatial_shift_index(4, 3, "out")
+    assert torch.equal(idx[inverse_permutation(idx)], torch.arange(12))
+
+
+# ----------------------------------------------------------------------------------------
+# temporal shift: forward
+# ----------------------------------------------------------------------------------------
+# integer, fractional, negative, exactly-integer and larger-than-T shifts
+YPOS = [0.0, 0.3, -0.7, 2.0, -3.0, 1.5, 11.25, -12.5]
+# tiny (official init range), zero, fractional and |xpos| > 1 shifts along joints
+XPOS = [1e-8, -3e-9, 0.0, 0.4, -0.6, 1.3, -2.2, 7.5]
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("t", [8, 9])
+@pytest.mark.parametrize("fill_by_index", [True, False])
+def test_temporal_shift_matches_loop_reference(stride, channels_last, t, fill_by_index, monkeypatch):
+    if not fill_by_index:
+        monkeypatch.setattr(shift_module, "_FILL_BY_INDEX", set())
+    torch.manual_seed(2)
+    x = torch.randn(2, len(YPOS), t, 4, dtype=f64)
+    if channels_last:
+        x = as_channels_last(x)
+    ypos = torch.tensor(YPOS, dtype=f64)
+    xpos = torch.tensor(XPOS, dtype=f64)
+    out = temporal_shift(x, xpos, ypos, stride, "autograd")
+    assert out.shape == (2, len(YPOS), t // stride, 4)
+    torch.testing.assert_close(out, temporal_shift_loop(x, xpos, ypos, stride), rtol=0, atol=1e-13)
+
+
+def test_temporal_shift_zero_padding_both_ends():
+    # all-ones input: output = sum of the weights of the in-range taps.
+    t = 6
+    x = torch.ones(1, 2, t, 1, dtype=f64)
+    ypos = torch.tensor([-0.25, 0.25], dtype=f64)
+    out = temporal_shift(x, torch.zeros(2, dtype=f64), ypos, 1, "autograd")[0, :, :, 0]
+    # channel 0 reads frames h-1 (w .25) and h (w .75): frame -1 is zero padding
+    assert torch.allclose(out[0], torch.tensor([0.75] + [1.0] * (t - 1), dtype=f64))
+    # channel 1 reads h (w .75) and h+1 (w .25): frame T is zero padding
+    assert torch.allclose(out[1], torch.tensor([1.0] * (t - 1) + [0.75], dtype=f64))
+    # stride 2 with ypos = 0 samples at 2h + 0.5: the mean of frames 2h and 2h+1
+    z = torch.arange(8, dtype=f64).view(1, 1, 8, 1)
+    pooled = temporal_shift(z, torch.zeros(1, dtype=f64), torch.zeros(1, dtype=f64), 2, "autograd")
+    assert torch.equal(pooled.flatten(), torch.tensor([0.5, 2.5, 4.5, 6.5], dtype=f64))
+
+
+@pytest.mark.parametrize("fill_by_index", [True, False])
+def test_row_shift_reference_and_gradcheck(fill_by_index, monkeypatch):
+    # False exercises the masked_fill_ path used on accelerators
+    if not fill_by_index:
+        monkeypatch.setattr(shift_module, "_FILL_BY_INDEX", set())
+    torch.manual_seed(3)
+    x = torch.randn(2, 4, 5, 3, dtype=f64, requires_grad=True)
+    off = torch.tensor([0, 2, -3, 7])
+    for xx in (x, as_channels_last(x.detach()).requires_grad_()):
+        out = row_shift(xx, off, 6)
+        for c in range(4):
+            for j in range(6):
+                src = j + int(off[c])
+                ref = xx[:, c, src] if 0 <= src < 5 else torch.zeros(2, 3, dtype=f64)
+                assert torch.equal(out[:, c, j].detach(), ref.detach())
+        assert torch.autograd.gradcheck(lambda a: row_shift(a, off, 6), (xx,))
+
+
+# ----------------------------------------------------------------------------------------
+# temporal shift: gradients
+# ----------------------------------------------------------------------------------------
+GRAD_YPOS = [0.3, -0.7, 1.6, -2.4, 9.1]  # away from integers (floor is not differentiable there)
+GRAD_XPOS = [0.25, -0.3, 0.45, 1.2, -1.7]  # away from integers too (kink of the V taps)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("recompute", [False, True])
+def test_temporal_shift_gradcheck_autograd_mode(stride, recompute):
+    torch.manual_seed(4)
+    x = as_channels_last(torch.randn(2, 5, 8, 4, dtype=f64)).requires_grad_()
+    ypos = torch.tensor(GRAD_YPOS, dtype=f64, requires_grad=True)
+    xpos = torch.tensor(GRAD_XPOS, dtype=f64, requires_grad=True)
+
+    def f(a, xp, yp):
+        return temporal_shift(a, xp, yp, stride, "autograd", recompute)
+
+    assert torch.autograd.gradcheck(f, (x, xpos, ypos))
+    x2 = x.detach().contiguous().requires_grad_()  # NCHW path
+    assert torch.autograd.gradcheck(f, (x2, xpos, ypos))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_official_mode_gradients(stride):
+    torch.manual_seed(5)
+    n, c = 3, 5
+    x = as_channels_last(torch.randn(n, c, 8, 4, dtype=f64))
+    x[:, 4] = 0.0  # a channel whose true ypos gradient is exactly zero
+    g_out = torch.randn(n, c, 8 // stride, 4, dtype=f64)
+    ypos = torch.tensor(GRAD_YPOS, dtype=f64)
+    xpos = torch.tensor(GRAD_XPOS, dtype=f64)
+
+    def grads(mode):
+        a = x.clone().requires_grad_()
+        xp = xpos.clone().requires_grad_()
+        yp = ypos.clone().requires_grad_()
+        temporal_shift(a, xp, yp, stride, mode).backward(g_out)
+        return a.grad, xp.grad, yp.grad
+
+    gx_true, _, gy_true = grads("autograd")
+    gx, gxp, gyp = grads("official")
+    # input gradient: exact adjoint in both modes
+    torch.testing.assert_close(gx, gx_true, rtol=0, atol=1e-14)
+    # ypos: 0.01 * sign of the batch-mean gradient, 1e-4 where it is zero; xpos: 0
+    g_mean = gy_true / n
+    expected = torch.where(g_mean != 0, 0.01 * torch.sign(g_mean), torch.full_like(g_mean, 1e-4))
+    assert gy_true[4] == 0
+    assert torch.equal(gyp, expected)
+    assert gyp[4] == 1e-4
+    assert torch.equal(gxp, torch.zeros(c, dtype=f64))
+
+
+def test_official_ypos_gradient_is_the_batch_mean_of_the_loop_derivative():
+    # g_c = mean over the batch of sum_{h,w} grad_out * d out / d y, the official kernel's
+    # val_y = (1-dx)(q12-q11) + dx(q22-q21); checked against a finite difference of the loop.
+    torch.manual_seed(6)
+    x = torch.randn(4, 3, 7, 3, dtype=f64)
+    ypos = torch.tensor([0.2, -1.3, 2.6], dtype=f64)
+    xpos = torch.tensor([1e-8, 0.3, -0.4], dtype=f64)
+    g_out = torch.randn(4, 3, 7, 3, dtype=f64)
+    eps = 1e-6
+    fd = torch.stack([
+        ((temporal_shift_loop(x, xpos, ypos + eps * e, 1) - temporal_shift_loop(x, xpos, ypos - eps * e, 1))
+         * g_out).sum() / (2 * eps)
+        for e in torch.eye(3, dtype=f64)
+    ])
+    yp = ypos.clone().requires_grad_()
+    temporal_shift(x, xpos, yp, 1, "autograd").backward(g_out)
+    torch.testing.assert_close(yp.grad, fd, rtol=1e-6, atol=1e-6)
+    yp2 = ypos.clone().requires_grad_()
+    temporal_shift(x, xpos, yp2, 1, "official").backward(g_out)
+    assert torch.equal(yp2.grad, 0.01 * torch.sign(fd / 4))
+
+
+# ----------------------------------------------------------------------------------------
+# module, dtypes, errors
+# ----------------------------------------------------------------------------------------
+def test_shift_module_parameters_and_init():
+    torch.manual_seed(7)
+    s = Shift(64, stride=2)
+    assert [n for n, _ in s.named_parameters()] == ["xpos", "ypos"]
+    assert s.xpos.shape == s.ypos.shape == (64,)
+    assert s.xpos.abs().max() <= 1e-8 and s.xpos.abs().max() > 0
+    assert s.ypos.abs().max() <= 1.0 and s.ypos.abs().max() > 0.5
+    out = s(torch.randn(2, 64, 10, 25))
+    assert out.shape == (2, 64, 5, 25)
+
+
+def test_bfloat16_and_autocast():
+    torch.manual_seed(8)
+    x = as_channels_last(torch.randn(2, 8, 12, 5))
+    ypos, xpos = torch.rand(8) * 4 - 2, torch.rand(8) * 2e-8 - 1e-8
+    ref = temporal_shift(x.double(), xpos.double(), ypos.double(), 2, "autograd")
+    out_bf = temporal_shift(x.bfloat16(), xpos.bfloat16(), ypos.bfloat16(), 2)
+    assert out_bf.dtype == torch.bfloat16
+    # bf16 parameters round ypos itself, so compare against the rounded shifts
+    ref_bf = temporal_shift(x.bfloat16().double(), xpos.bfloat16().double(), ypos.bfloat16().double(), 2)
+    torch.testing.assert_close(out_bf.double(), ref_bf, rtol=0.05, atol=0.05)
+    s = Shift(8, stride=2)
+    with torch.no_grad():
+        s.ypos.copy_(ypos)
+        s.xpos.copy_(xpos)
+    xr = x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = s(xr)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.double(), ref, rtol=0.05, atol=0.05)
+    out.float().sum().backward()
+    assert xr.grad is not None and xr.grad.dtype == torch.float32
+    assert s.ypos.grad is not None and s.ypos.grad.dtype == torch.float32
+
+
+def test_temporal_shift_errors():
+    x = torch.randn(1, 3, 4, 2)
+    z = torch.zeros(3)
+    with pytest.raises(ValueError, match="shape"):
+        temporal_shift(x, torch.zeros(2), z)
+    with pytest.raises(ValueError, match="T >= stride"):
+        temporal_shift(x, z, z, stride=5)
+    with pytest.raises(ValueError, match="grad_mode"):
+        temporal_shift(x, z, z, grad_mode="exact")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="direction"):
+        spatial_shift_index(5, 3, "up")  # type: ignore[arg-type]
