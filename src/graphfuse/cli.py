@@ -133,10 +133,20 @@ class GraphfuseCLI(LightningCLI):
             save_dir=str(run_dir.parent), name="", version=run_dir.name, default_hp_metric=False
         )
         callbacks = list(self._get(self.config_init, "trainer", default={}).get("callbacks") or [])
+        ckpt_dir = run_dir / "checkpoints"
+        # Two checkpoints: the best epoch on the selection split, and the end of every epoch
+        # (saved at train-epoch end, after RunArtifacts has recorded the epoch's metrics, so
+        # a resumed run has them). Lightning's `save_last` only writes when a best is saved.
         callbacks.append(
             ModelCheckpoint(
-                dirpath=run_dir / "checkpoints", filename="best", monitor="val/top1", mode="max",
-                save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
+                dirpath=ckpt_dir, filename="best", monitor="val/top1", mode="max", save_top_k=1,
+                auto_insert_metric_name=False, enable_version_counter=False,
+            )
+        )
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, save_on_train_epoch_end=True,
+                enable_version_counter=False,
             )
         )
         callbacks.append(RunArtifacts(run_dir, protocol=cfg.protocol))
@@ -236,7 +246,7 @@ def _tools_main(argv: list[str]) -> int:
             from .data.synthetic.ntu import prepare_synthetic_ntu
 
             result = prepare_synthetic_ntu(args.out, seed=args.seed, workers=args.workers)
-        print(f"prepared: {result}")
+        _print_prepared(result, args.out)
         return 0
     if args.command == "convert":
         from .convert import convert_shiftgcn
@@ -245,6 +255,17 @@ def _tools_main(argv: list[str]) -> int:
         print(f"wrote {out}")
         return 0
     raise AssertionError(args.command)
+
+
+def _print_prepared(meta: dict, out: str) -> None:
+    counts = meta.get("counts", {})
+    print(f"prepared {meta.get('benchmark', '?')} ({meta.get('num_class', '?')} classes) in {out}")
+    for split, c in counts.items():
+        n = c.get("samples", c) if isinstance(c, dict) else c
+        print(f"  {split:6s} {n} samples")
+    skipped = meta.get("skipped") or []
+    if skipped:
+        print(f"  skipped {len(skipped)} bad files (listed in meta.json), e.g. {skipped[0]}")
 
 
 _USAGE = """usage: graphfuse <command> ...

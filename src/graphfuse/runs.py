@@ -129,25 +129,28 @@ class RunArtifacts(L.Callback):
         self.protocol = protocol
         self.monitor = monitor
         self.rows: list[dict[str, Any]] = []
+        self._restored_rows: list[dict[str, Any]] | None = None
         self.train_time_s = 0.0
         self._t0: float | None = None
 
     # -- persistence across resume ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"train_time_s": self.train_time_s + self._elapsed()}
+        return {"train_time_s": self.train_time_s + self._elapsed(), "rows": json.dumps(self.rows)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.train_time_s = float(state_dict.get("train_time_s", 0.0))
+        self._restored_rows = json.loads(state_dict["rows"]) if "rows" in state_dict else None
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self._t0 if self._t0 is not None else 0.0
 
     # -- fit -------------------------------------------------------------------------------------
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.rows = []
-        path = self.run_dir / "metrics.csv"
-        if path.is_file():  # resumed run: keep the epochs before the checkpoint
-            self.rows = [r for r in read_metrics_csv(path) if r["epoch"] < trainer.current_epoch]
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # (not on_fit_start: a resumed run's loop state is restored only after that hook)
+        # A resumed run continues the rows stored in its checkpoint (metrics.csv may hold
+        # epochs after the checkpoint, from the interrupted attempt).
+        restored = getattr(self, "_restored_rows", None) or []
+        self.rows = [r for r in restored if r["epoch"] < trainer.current_epoch]
         self._t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -285,6 +288,8 @@ class RunArtifacts(L.Callback):
                 if not all(isinstance(y, float) and math.isnan(y) for y in ys):
                     ax.plot(epochs, ys, style, ms=3, label=stage if stage == "train" or self.protocol == "holdout"
                             else "val (= TEST split)")
+            if key == "loss":
+                ax.set_yscale("log")  # early epochs can be orders of magnitude above the rest
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)

@@ -1,0 +1,17 @@
+"""Shared fixtures: a small synthetic NTU-format dataset, generated as .skeleton files and
+prepared through the real reader and preparation (once per test session)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synthetic_ntu(tmp_path_factory):
+    """Prepared directory of 100 synthetic samples (10 subjects x 10 actions, one view):
+    train = subjects 1, 2, 4, 5, 7, 9 (60 samples), test = 40 samples."""
+    from graphfuse.data.synthetic.ntu import prepare_synthetic_ntu
+
+    out = tmp_path_factory.mktemp("synthetic-ntu")
+    prepare_synthetic_ntu(out, seed=0, workers=1, progress=False, cameras=(1,), replications=(1,))
+    return out
