@@ -153,3 +153,17 @@ def test_prepare_synthetic_and_usage(tmp_path, capsys):
     assert main([]) == 0
     assert "prepare" in capsys.readouterr().out
     assert main(["frobnicate"]) == 2
+
+
+def test_prepare_ntu_command(synthetic_ntu, tmp_path, capsys):
+    out = tmp_path / "prepared"
+    assert main(["prepare", "ntu", "--root", str(Path(synthetic_ntu) / "raw"), "--out", str(out),
+                 "--benchmark", "synthetic-xsub", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "train  60 samples" in printed and "test   40 samples" in printed
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(np.load(out / f"{split}_joint.npy"),
+                                      np.load(Path(synthetic_ntu) / f"{split}_joint.npy"))
+    with pytest.raises(FileNotFoundError, match="no-such-dir"):
+        main(["prepare", "ntu", "--root", str(tmp_path / "no-such-dir"), "--out", str(tmp_path / "x"),
+              "--benchmark", "ntu60-xsub"])
