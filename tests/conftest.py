@@ -4,6 +4,7 @@ prepared through the real reader and preparation (once per test session)."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +16,13 @@ def synthetic_ntu(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic-ntu")
     prepare_synthetic_ntu(out, seed=0, workers=1, progress=False, cameras=(1,), replications=(1,))
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread: tiny shapes are faster so, and immune to OpenMP
+    barrier stalls on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -17,13 +17,7 @@ from graphfuse.models.shiftgcn import (
     official_weight_decay,
 )
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny shapes: one thread is faster, and immune to OpenMP barrier stalls on a busy machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 BN = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]

@@ -24,7 +24,7 @@ import numpy as np
 from graphfuse.io import restricted_load, write_json
 
 from .benchmarks import Benchmark, get_benchmark
-from .prepare import FORMAT_VERSION, MAX_BODY_TRUE, STREAMS
+from .prepare import MAX_BODY_TRUE, STREAMS, meta_header
 from .reader import NUM_JOINTS, parse_ntu_name
 
 __all__ = ["import_official", "import_official_dir", "read_official_labels"]
@@ -162,15 +162,7 @@ def _load_or_new(meta_path: Path, bench: Benchmark, max_frame: int) -> dict:
                              f"arrays of {max_frame} frames (use another output directory)")
         return meta
     return {
-        "format_version": FORMAT_VERSION,
-        "dataset": "ntu",
-        "benchmark": bench.name,
-        "num_class": bench.num_class,
-        "layout": "N C T V M",
-        "max_frame": max_frame,
-        "num_joint": NUM_JOINTS,
-        "num_person": MAX_BODY_TRUE,
-        "streams": ["joint"],
+        **meta_header(bench, max_frame, ["joint"]),
         "splits": {"train": _empty_split(), "test": _empty_split()},
         "counts": {s: {"samples": 0, "per_class": [0] * bench.num_class} for s in ("train", "test")},
         "skipped": [],

@@ -131,6 +131,21 @@ def process_file(path: str | os.PathLike, max_frame: int = 300) -> tuple[np.ndar
     return data, info.num_frames
 
 
+def meta_header(bench: Benchmark, max_frame: int, streams: Sequence[str]) -> dict[str, Any]:
+    """The leading, dataset-level keys of a prepared directory's ``meta.json``."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "dataset": "ntu",
+        "benchmark": bench.name,
+        "num_class": bench.num_class,
+        "layout": "N C T V M",
+        "max_frame": max_frame,
+        "num_joint": NUM_JOINTS,
+        "num_person": MAX_BODY_TRUE,
+        "streams": list(streams),
+    }
+
+
 # ---------------------------------------------------------------------------------------
 # worker side
 # ---------------------------------------------------------------------------------------
@@ -351,15 +366,7 @@ def prepare_ntu(
     from graphfuse import __version__
 
     meta: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "dataset": "ntu",
-        "benchmark": bench.name,
-        "num_class": bench.num_class,
-        "layout": "N C T V M",
-        "max_frame": max_frame,
-        "num_joint": NUM_JOINTS,
-        "num_person": MAX_BODY_TRUE,
-        "streams": all_streams,
+        **meta_header(bench, max_frame, all_streams),
         "splits": {
             split: {
                 "files": {st: f"{split}_{st}.npy" for st in all_streams},

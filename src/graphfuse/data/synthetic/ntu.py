@@ -3,22 +3,9 @@
 This is graphfuse's built-in default skeleton dataset and the test data of the NTU pipeline.
 The files go through the same reader and preparation as the real dataset, so they follow
 the official text format exactly (Shahroudy et al., "NTU RGB+D: A Large Scale Dataset for
-3D Human Activity Analysis", CVPR 2016; the layout read by ``read_skeleton_file.m`` in
-shahroudy/NTURGB-D and by ``data_gen/ntu_gendata.py`` of Shift-GCN)::
-
-    <numFrames>
-    repeat numFrames:
-      <numBodies>
-      repeat numBodies:
-        bodyID clippedEdges handLeftConfidence handLeftState handRightConfidence
-               handRightState isRestricted leanX leanY trackingState          (10 values)
-        25
-        repeat 25:
-          x y z depthX depthY colorX colorY orientationW orientationX orientationY
-                orientationZ trackingState                                     (12 values)
-
-with CRLF line ends, floats printed with 7 significant digits and ``bodyID`` as a 64-bit
-integer, like the files the Kinect v2 recorder wrote. A sample becomes a
+3D Human Activity Analysis", CVPR 2016; the layout is spelled out in
+:mod:`graphfuse.data.ntu.reader`), with CRLF line ends, floats printed with 7 significant
+digits and ``bodyID`` as a 64-bit integer, like the files the Kinect v2 recorder wrote. A sample becomes a
 :class:`~graphfuse.data.ntu.reader.SkeletonSequence` (:meth:`SyntheticSample.to_sequence`)
 and is written by the project's one writer of the format,
 :func:`graphfuse.data.ntu.reader.write_skeleton` with ``float_format="%.7g"``.
