@@ -1,5 +1,25 @@
-"""Building blocks: plain ``nn.Module``s and functions, one concern per file."""
+"""Building blocks: one concern per file, plain ``nn.Module``s, no I/O or configuration."""
 
+from .excitation import (
+    ActionExcitation,
+    ChannelExcitation,
+    MotionExcitation,
+    SpatioTemporalExcitation,
+    TemporalShiftConv,
+    action_state_dict_from_official,
+)
 from .shift import Shift, spatial_shift, spatial_shift_index, spatial_shift_scale, temporal_shift
 
-__all__ = ["Shift", "spatial_shift", "spatial_shift_index", "spatial_shift_scale", "temporal_shift"]
+__all__ = [
+    "ActionExcitation",
+    "ChannelExcitation",
+    "MotionExcitation",
+    "SpatioTemporalExcitation",
+    "TemporalShiftConv",
+    "action_state_dict_from_official",
+    "Shift",
+    "spatial_shift",
+    "spatial_shift_index",
+    "spatial_shift_scale",
+    "temporal_shift",
+]
