@@ -8,7 +8,17 @@ from .excitation import (
     TemporalShiftConv,
     action_state_dict_from_official,
 )
-from .shift import Shift, spatial_shift, spatial_shift_index, spatial_shift_scale, temporal_shift
+from .shift import (
+    NaiveShift,
+    Shift,
+    local_shift_index,
+    naive_shift_offsets,
+    naive_temporal_shift,
+    spatial_shift,
+    spatial_shift_index,
+    spatial_shift_scale,
+    temporal_shift,
+)
 
 __all__ = [
     "ActionExcitation",
@@ -22,4 +32,8 @@ __all__ = [
     "spatial_shift_index",
     "spatial_shift_scale",
     "temporal_shift",
+    "NaiveShift",
+    "local_shift_index",
+    "naive_shift_offsets",
+    "naive_temporal_shift",
 ]

@@ -1,7 +1,9 @@
 """Shift operations of Shift-GCN (Cheng et al., "Skeleton-Based Action Recognition with Shift
 Graph Convolutional Network", CVPR 2020; official code ``kchengiva/Shift-GCN``).
 
-Two operations live here, both in pure PyTorch (CPU and CUDA, float32/float64/bfloat16):
+The official model's two operations live here, both in pure PyTorch (CPU and CUDA,
+float32/float64/bfloat16), together with the paper's two other shift variants, which the
+official repository does not contain (see "Variants" below):
 
 * **Spatial (non-local) shift** of ``Shift_gcn``: a fixed permutation of the flattened
   ``(joint, channel)`` axis, stored as an int64 index buffer.  Input channel ``c`` of output
@@ -44,10 +46,24 @@ Gradient of the shifts (``grad_mode``):
 The official run used ``nn.DataParallel`` on 4 GPUs: each replica applied the rule to its
 16 samples and the four ``+-0.01`` values were **summed** (per-step ``ypos`` gradients in
 ``{+-0.04, +-0.02, 0, ...}``).  One device computing one rule per step cannot reproduce that.
+
+Variants (paper Sec. 3; not in the official code):
+
+* **Local spatial shift** (:func:`local_shift_index`): joint ``v`` with neighbours
+  ``B_v = (b_1, ..., b_n)`` (in the order given) splits its ``C`` channels into ``n + 1``
+  contiguous partitions; partition 0 is kept from ``v`` itself, partition ``i`` is read from
+  ``b_i``.  Partition sizes are as equal as possible: ``C // (n+1)`` each and the first
+  ``C % (n+1)`` partitions (the kept one first) one channel more.  The index is a gather
+  but not a permutation (a channel of one joint can be read by several joints, or none),
+  so its backward is the ``index_select`` scatter-add.
+* **Naive temporal shift** (:func:`naive_temporal_shift`): fixed integer shifts of channel
+  groups by ``+-1 .. +-u`` frames with zero fill (the author's snippet in
+  kchengiva/Shift-GCN issue #5, ``u = 4``); parameter-free.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -63,6 +79,12 @@ __all__ = [
     "row_shift",
     "temporal_shift",
     "Shift",
+    "validate_neighbours",
+    "local_shift_partition",
+    "local_shift_index",
+    "naive_shift_offsets",
+    "naive_temporal_shift",
+    "NaiveShift",
 ]
 
 ShiftGradMode = Literal["official", "autograd"]
@@ -149,17 +171,22 @@ class _PermutationGatherScale(torch.autograd.Function):
         return grad_x, None, None, grad_scale
 
 
-def spatial_shift_scale(x: Tensor, index: Tensor, inverse: Tensor, scale: Tensor) -> Tensor:
+def spatial_shift_scale(x: Tensor, index: Tensor, inverse: Tensor | None, scale: Tensor) -> Tensor:
     """Spatial shift followed by a per-column scale: ``out[:, k] = x[:, index[k]] * scale[k]``.
 
     Args:
         x: ``(R, V*C)``.
-        index, inverse: a permutation of ``V*C`` and its inverse.
+        index: a gather index of length ``V*C`` (values in ``[0, V*C)``).
+        inverse: the inverse permutation when ``index`` is a permutation (non-local shift:
+            fused gather-and-scale with a gather backward); ``None`` for any other index
+            (local shift: plain ``index_select`` autograd, whose backward scatter-adds).
         scale: ``(V*C,)`` (in Shift-GCN the feature mask ``tanh(Feature_Mask) + 1`` of the
             *target* joint).
     Returns:
         ``(R, V*C)``; differentiable in ``x`` and ``scale``.
     """
+    if inverse is None:
+        return x.index_select(1, index) * scale
     return _PermutationGatherScale.apply(x, index, inverse, scale)
 
 
@@ -177,6 +204,84 @@ def spatial_shift(x: Tensor, index: Tensor, inverse: Tensor | None = None) -> Te
     if inverse is None:
         return x.index_select(1, index)
     return _PermutationGather.apply(x, index, inverse)
+
+
+# ----------------------------------------------------------------------------------------
+# local spatial shift (paper Sec. 3.1, "local shift graph operation")
+# ----------------------------------------------------------------------------------------
+def validate_neighbours(neighbours: Sequence[Sequence[int]], num_point: int) -> list[list[int]]:
+    """Check an adjacency list for the local shift and return it as ``list[list[int]]``.
+
+    ``neighbours[v]`` lists the neighbours of joint ``v`` (0-based) in the order their
+    channel partitions are taken.  Raises ``ValueError`` naming the joint when the list has
+    the wrong length, or an entry is out of range, repeated, or ``v`` itself.  The relation
+    need not be symmetric (each joint reads from its own list).
+    """
+    if isinstance(neighbours, (str, bytes)) or len(neighbours) != num_point:
+        raise ValueError(
+            f"neighbours must have one list per joint ({num_point}), got "
+            f"{len(neighbours) if not isinstance(neighbours, (str, bytes)) else type(neighbours).__name__}"
+        )
+    out: list[list[int]] = []
+    for v, nbrs in enumerate(neighbours):
+        lst = [int(b) for b in nbrs]
+        bad = [b for b in lst if not 0 <= b < num_point]
+        if bad:
+            raise ValueError(f"neighbours[{v}] has joints outside [0, {num_point}): {bad}")
+        if v in lst:
+            raise ValueError(f"neighbours[{v}] contains the joint itself")
+        if len(set(lst)) != len(lst):
+            raise ValueError(f"neighbours[{v}] has repeated joints: {lst}")
+        out.append(lst)
+    return out
+
+
+def local_shift_partition(num_neighbours: Tensor | int, channels: int) -> Tensor:
+    """Partition of each channel for joints with ``n`` neighbours: ``(..., C)`` int64 in ``[0, n]``.
+
+    ``n + 1`` contiguous partitions of sizes ``C // (n+1)`` (+1 for the first
+    ``C % (n+1)``), partition 0 first.  E.g. ``C = 20``: ``n = 1`` -> 10 + 10, ``n = 3`` ->
+    4 x 5; ``C = 3, n = 4`` -> sizes 1, 1, 1, 0, 0 (the joint keeps one channel; the last
+    two neighbours contribute none).
+    """
+    n = torch.as_tensor(num_neighbours, dtype=torch.long).unsqueeze(-1)  # (..., 1)
+    c = torch.arange(channels)
+    parts = n + 1
+    base, rem = channels // parts, channels % parts
+    big = rem * (base + 1)  # channels in the partitions of size base + 1
+    # base == 0 only when C < n + 1, and then every channel lies in a size-1 partition.
+    return torch.where(c < big, c // (base + 1), rem + (c - big) // base.clamp(min=1))
+
+
+def local_shift_index(neighbours: Sequence[Sequence[int]], channels: int) -> Tensor:
+    """Gather index of the local spatial shift over the flattened ``(joint, channel)`` axis.
+
+    ``out[v*C + c] = x[src(v, c)*C + c]`` with ``src(v, c) = v`` for channels in partition 0
+    and ``neighbours[v][i-1]`` for channels in partition ``i`` (:func:`local_shift_partition`).
+    Cheng et al., CVPR 2020, Sec. 3.1 and Fig. 3a.
+
+    Args:
+        neighbours: adjacency list, ``len == V`` (:func:`validate_neighbours`); e.g.
+            :func:`graphfuse.graphs.ntu25.neighbours`.
+        channels: ``C``.
+    Returns:
+        int64 tensor of length ``V * C`` (use with :func:`spatial_shift`); not a permutation.
+    """
+    if channels < 1:
+        raise ValueError(f"channels must be positive, got {channels}")
+    nbrs = validate_neighbours(neighbours, len(neighbours))
+    v = len(nbrs)
+    if v < 1:
+        raise ValueError("neighbours is empty")
+    deg = torch.tensor([len(b) for b in nbrs], dtype=torch.long)
+    # table[v] = (v, b_1, ..., b_n, pad): column i is the source of partition i.
+    width = int(deg.max()) + 1
+    table = torch.arange(v).unsqueeze(1).repeat(1, width)
+    for j, b in enumerate(nbrs):  # construction time, once per layer
+        table[j, 1 : len(b) + 1] = torch.tensor(b, dtype=torch.long)
+    part = local_shift_partition(deg, channels)  # (V, C)
+    src = table.gather(1, part)  # (V, C)
+    return (src * channels + torch.arange(channels).unsqueeze(0)).reshape(-1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -449,3 +554,82 @@ class Shift(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.channels}, stride={self.stride}, grad_mode={self.grad_mode!r}"
+
+
+# ----------------------------------------------------------------------------------------
+# naive temporal shift (paper Sec. 3.2; author's snippet in kchengiva/Shift-GCN issue #5)
+# ----------------------------------------------------------------------------------------
+def naive_shift_offsets(channels: int, max_shift: int = 4) -> Tensor:
+    """Per-channel frame offsets of the naive temporal shift: ``(C,)`` int64.
+
+    With ``u = max_shift`` and ``fold = C // (2u + 1)``, channel group ``g`` (channels
+    ``[g*fold, (g+1)*fold)``) gets offset ``g + 1`` for ``g < u`` (reads the frame ``g + 1``
+    ahead: "shift left"), ``-(g - u + 1)`` for ``u <= g < 2u`` ("shift right"), and the
+    remaining ``C - 2u*fold`` channels offset 0.  ``u = 4`` gives the snippet's
+    ``fold = C // 9`` and 8 shifted groups.  When ``C < 2u + 1`` nothing is shifted.
+    """
+    if max_shift < 1:
+        raise ValueError(f"max_shift must be >= 1, got {max_shift}")
+    if channels < 1:
+        raise ValueError(f"channels must be positive, got {channels}")
+    fold = channels // (2 * max_shift + 1)
+    if fold == 0:
+        return torch.zeros(channels, dtype=torch.long)
+    g = torch.arange(channels) // fold
+    return torch.where(g < max_shift, g + 1, torch.where(g < 2 * max_shift, max_shift - 1 - g, 0))
+
+
+def naive_temporal_shift(x: Tensor, offset: Tensor, stride: int = 1) -> Tensor:
+    """Naive temporal shift: ``out[n, c, h, v] = x[n, c, h*stride + offset[c], v]``, zero
+    outside ``[0, T)``.
+
+    Shift then sample every ``stride``-th frame (output ``floor(T / stride)`` frames, as the
+    adaptive shift).  Parameter-free; the backward is the adjoint (a gather).
+
+    Args:
+        x: ``(N, C, T, V)``.
+        offset: ``(C,)`` int64, e.g. :func:`naive_shift_offsets`.
+        stride: temporal stride ``s >= 1``.
+    Returns:
+        ``(N, C, floor(T / s), V)``.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"naive_temporal_shift expects (N, C, T, V), got shape {tuple(x.shape)}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    t_out = x.shape[2] // stride
+    if t_out < 1:
+        raise ValueError(f"naive_temporal_shift needs T >= stride, got T={x.shape[2]}, stride={stride}")
+    if stride == 1:
+        return row_shift(x, offset, t_out)
+    # Frames h*s + offset for h < t_out: shift over the span they cover, then keep every s-th,
+    # compacted in the input's memory format (a strided view would push every later layer
+    # off the channels-last fast paths).
+    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+    return row_shift(x, offset, (t_out - 1) * stride + 1)[:, :, ::stride].contiguous(memory_format=fmt)
+
+
+class NaiveShift(nn.Module):
+    """Parameter-free naive temporal shift (paper's "naive temporal shift graph operation").
+
+    Args:
+        channels: ``C``.
+        stride: temporal stride (shift, then every ``stride``-th frame).
+        max_shift: ``u``: groups shifted by ``+-1 .. +-u`` frames (:func:`naive_shift_offsets`).
+
+    The offsets are a non-persistent buffer (nothing in the state dict).
+    Shapes: ``(N, C, T, V) -> (N, C, floor(T / stride), V)``.
+    """
+
+    def __init__(self, channels: int, stride: int = 1, max_shift: int = 4) -> None:
+        super().__init__()
+        self.channels = channels
+        self.stride = stride
+        self.max_shift = max_shift
+        self.register_buffer("offset", naive_shift_offsets(channels, max_shift), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return naive_temporal_shift(x, self.offset, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, stride={self.stride}, max_shift={self.max_shift}"

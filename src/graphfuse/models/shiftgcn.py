@@ -22,6 +22,11 @@ Differences from the official code (see ``docs/models_shiftgcn.md``):
 * The temporal shift is pure PyTorch (gather + depthwise conv) instead of the CUDA
   extension; its default ``shift_grad='official'`` reproduces the extension's sign rule.
 * Tensors run in channels-last memory internally (a layout choice, same numbers).
+
+Variants of the paper that the official code lacks, as constructor arguments (defaults are
+the official model; see the "Variants" section of ``docs/models_shiftgcn.md``):
+``spatial_shift='local'`` (graph-neighbour shift), ``temporal_shift='naive'`` (fixed
+integer shifts, ``naive_shift_max``), ``temporal_pointwise='depthwise_separable'``.
 """
 
 from __future__ import annotations
@@ -29,27 +34,39 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphfuse.graphs import ntu25
 from graphfuse.layers.shift import (
+    NaiveShift,
     Shift,
     ShiftGradMode,
     inverse_permutation,
+    local_shift_index,
     spatial_shift,
     spatial_shift_index,
     spatial_shift_scale,
+    validate_neighbours,
 )
+
+SpatialShiftKind = Literal["nonlocal", "local"]
+TemporalShiftKind = Literal["adaptive", "naive"]
+TemporalPointwiseKind = Literal["conv", "depthwise_separable"]
+_SPATIAL = ("nonlocal", "local")
+_TEMPORAL = ("adaptive", "naive")
+_POINTWISE = ("conv", "depthwise_separable")
 
 __all__ = [
     "ShiftGCN",
     "ShiftGCNUnit",
     "ShiftGraphConv",
     "ShiftTemporalConv",
+    "TemporalSeparableConv",
     "UnitResidual",
     "official_weight_decay",
     "official_param_groups",
@@ -70,6 +87,11 @@ def _bn_init(bn: nn.modules.batchnorm._BatchNorm, scale: float = 1.0) -> None:
     nn.init.zeros_(bn.bias)
 
 
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
 class ShiftGraphConv(nn.Module):
     """Shift graph convolution (official ``Shift_gcn``): non-local spatial shift, feature
     mask, pointwise linear, shift back, ``BatchNorm1d(V*Cout)``, residual, ReLU.
@@ -80,14 +102,35 @@ class ShiftGraphConv(nn.Module):
     Args:
         in_channels, out_channels: ``Cin``, ``Cout``.
         num_point: number of joints ``V``.
+        spatial_shift: ``'nonlocal'`` (official) or ``'local'`` (paper Sec. 3.1, Fig. 3a:
+            joint ``v`` keeps the first of ``n + 1`` channel partitions and reads partition
+            ``i`` from its ``i``-th neighbour; :func:`~graphfuse.layers.shift.local_shift_index`).
+            ``shift_in`` (over ``Cin``) and ``shift_out`` (over ``Cout``) are then the same
+            neighbour gather: the neighbour relation has no direction to reverse.  The
+            feature mask and everything else are unchanged.
+        neighbours: adjacency list (``len == V``) for ``'local'``; required then.
     Shapes: ``(N, Cin, T, V) -> (N, Cout, T, V)`` (channels-last memory).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, num_point: int = 25) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        num_point: int = 25,
+        spatial_shift: SpatialShiftKind = "nonlocal",
+        neighbours: Sequence[Sequence[int]] | None = None,
+    ) -> None:
         super().__init__()
+        _check_choice("spatial_shift", spatial_shift, _SPATIAL)
+        if spatial_shift == "local":
+            if neighbours is None:
+                raise ValueError("ShiftGraphConv(spatial_shift='local') needs a neighbours list")
+            neighbours = validate_neighbours(neighbours, num_point)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_point = num_point
+        self.spatial_shift = spatial_shift
+        self.neighbours = neighbours if spatial_shift == "local" else None
         if in_channels != out_channels:
             self.down: nn.Module | None = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels)
@@ -102,11 +145,20 @@ class ShiftGraphConv(nn.Module):
         nn.init.normal_(self.Linear_weight, 0.0, math.sqrt(1.0 / out_channels))
         # Not re-initialised by the official code: gamma = 1 in PyTorch >= 1.2 (U(0,1) in 0.4.1).
         self.bn = nn.BatchNorm1d(num_point * out_channels)
-        self.register_buffer("shift_in", spatial_shift_index(num_point, in_channels, "in"))
-        self.register_buffer("shift_out", spatial_shift_index(num_point, out_channels, "out"))
-        # Inverse permutations for the gather backward; derived, so not in the state dict.
-        self.register_buffer("shift_in_inverse", inverse_permutation(self.shift_in), persistent=False)
-        self.register_buffer("shift_out_inverse", inverse_permutation(self.shift_out), persistent=False)
+        if spatial_shift == "nonlocal":
+            self.register_buffer("shift_in", spatial_shift_index(num_point, in_channels, "in"))
+            self.register_buffer("shift_out", spatial_shift_index(num_point, out_channels, "out"))
+            # Inverse permutations for the gather backward; derived, so not in the state dict.
+            self.register_buffer("shift_in_inverse", inverse_permutation(self.shift_in), persistent=False)
+            self.register_buffer("shift_out_inverse", inverse_permutation(self.shift_out), persistent=False)
+        else:
+            # Same buffer names; not permutations, so no inverses (index_select's scatter-add
+            # backward instead).
+            assert neighbours is not None
+            self.register_buffer("shift_in", local_shift_index(neighbours, in_channels))
+            self.register_buffer("shift_out", local_shift_index(neighbours, out_channels))
+            self.register_buffer("shift_in_inverse", None, persistent=False)
+            self.register_buffer("shift_out_inverse", None, persistent=False)
         self.register_load_state_dict_post_hook(ShiftGraphConv._refresh_inverses)
 
     @staticmethod
@@ -114,8 +166,20 @@ class ShiftGraphConv(nn.Module):
         # A loaded checkpoint brings its own index arrays: rebuild (and validate) inverses.
         assert isinstance(module, ShiftGraphConv)
         with torch.no_grad():
-            module.shift_in_inverse = inverse_permutation(module.shift_in, "shift_in")
-            module.shift_out_inverse = inverse_permutation(module.shift_out, "shift_out")
+            if module.spatial_shift == "nonlocal":
+                module.shift_in_inverse = inverse_permutation(module.shift_in, "shift_in")
+                module.shift_out_inverse = inverse_permutation(module.shift_out, "shift_out")
+                return
+            # Local shift: the arrays are fixed by the neighbour list; refuse others (e.g. a
+            # non-local checkpoint), which would silently change the operation.
+            assert module.neighbours is not None
+            for name, ch in (("shift_in", module.in_channels), ("shift_out", module.out_channels)):
+                expected = local_shift_index(module.neighbours, ch).to(getattr(module, name).device)
+                if not torch.equal(getattr(module, name), expected):
+                    raise ValueError(
+                        f"loaded {name} is not the local shift index of this model's neighbour list "
+                        "(a checkpoint of spatial_shift='nonlocal' or of another skeleton graph?)"
+                    )
 
     def forward(self, x0: Tensor) -> Tensor:
         """x0: ``(N, Cin, T, V)`` -> ``(N, Cout, T, V)``."""
@@ -142,27 +206,92 @@ class ShiftGraphConv(nn.Module):
         return y.view(n, t, v, d).permute(0, 3, 1, 2)  # (N, Cout, T, V), channels-last memory
 
 
+class TemporalSeparableConv(nn.Module):
+    """Depthwise-separable temporal convolution: a depthwise ``(k, 1)`` convolution over T
+    (one filter per channel, no bias, zero padding ``k // 2``, stride 1) followed by a 1x1
+    pointwise convolution with bias.  No normalisation or activation in between (the
+    Xception / ``SeparableConv2d`` factorisation of a ``k x 1`` convolution).
+
+    Replaces ``Shift_tcn.temporal_linear`` when ``temporal_pointwise='depthwise_separable'``
+    (the notes' "depthwise-separable conv" helper).  Init: ``depthwise`` PyTorch's default;
+    ``pointwise`` as the official ``temporal_linear`` (Kaiming normal fan_out weight, default
+    bias).  Parameters: ``k*C + C*C + C``.
+
+    Shapes: ``(N, C, T, V) -> (N, C, T, V)``.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"depthwise kernel_size must be odd and positive, got {kernel_size}")
+        self.depthwise = nn.Conv2d(
+            channels, channels, (kernel_size, 1), padding=(kernel_size // 2, 0), groups=channels, bias=False
+        )
+        self.pointwise = nn.Conv2d(channels, channels, 1)
+        nn.init.kaiming_normal_(self.pointwise.weight, mode="fan_out")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
 class ShiftTemporalConv(nn.Module):
     """Shift temporal convolution (official ``Shift_tcn``):
     ``BN -> Shift(stride 1) -> Conv1x1 -> ReLU -> Shift(stride s) -> BN``.
 
+    Args:
+        channels: ``C``.
+        stride: temporal stride ``s`` (applied by ``shift_out``).
+        shift_grad: gradient rule of the adaptive shifts (see :class:`ShiftGCN`).
+        temporal_shift: ``'adaptive'`` (official learnable :class:`Shift`) or ``'naive'``
+            (both shifts are the parameter-free :class:`~graphfuse.layers.shift.NaiveShift`
+            with the same group layout; ``shift_out`` shifts then keeps every ``s``-th frame).
+        naive_shift_max: ``u`` of the naive shift (groups shifted by ``+-1 .. +-u`` frames).
+        temporal_pointwise: ``'conv'`` (official 1x1 ``temporal_linear``) or
+            ``'depthwise_separable'`` (:class:`TemporalSeparableConv` as ``temporal_linear``).
+        depthwise_kernel_size: temporal kernel of the depthwise part.
+
     Shapes: ``(N, C, T, V) -> (N, C, floor(T / s), V)``.
     """
 
-    def __init__(self, channels: int, stride: int = 1, shift_grad: ShiftGradMode = "official") -> None:
+    def __init__(
+        self,
+        channels: int,
+        stride: int = 1,
+        shift_grad: ShiftGradMode = "official",
+        temporal_shift: TemporalShiftKind = "adaptive",
+        naive_shift_max: int = 4,
+        temporal_pointwise: TemporalPointwiseKind = "conv",
+        depthwise_kernel_size: int = 3,
+    ) -> None:
         super().__init__()
+        _check_choice("temporal_shift", temporal_shift, _TEMPORAL)
+        _check_choice("temporal_pointwise", temporal_pointwise, _POINTWISE)
         self.channels = channels
         self.stride = stride
+        self.temporal_shift = temporal_shift
+        self.temporal_pointwise = temporal_pointwise
         self.bn = nn.BatchNorm2d(channels)  # default init in the official code (see module doc)
         self.bn2 = nn.BatchNorm2d(channels)
         _bn_init(self.bn2, 1)
-        self.shift_in = Shift(channels, stride=1, init_scale=1, grad_mode=shift_grad)
-        # shift_out's input is a ReLU output, which autograd keeps anyway: recompute the
-        # shifted frames in the backward instead of storing them.
-        self.shift_out = Shift(channels, stride=stride, init_scale=1, grad_mode=shift_grad, recompute=True)
-        self.temporal_linear = nn.Conv2d(channels, channels, 1)
-        # official: kaiming normal (fan_out) weight; the bias keeps PyTorch's default init
-        nn.init.kaiming_normal_(self.temporal_linear.weight, mode="fan_out")
+        # (Construction order, hence random draws, of the default configuration is the
+        # official one: shift_in, shift_out, temporal_linear.)
+        self.shift_in: nn.Module
+        self.shift_out: nn.Module
+        if temporal_shift == "adaptive":
+            self.shift_in = Shift(channels, stride=1, init_scale=1, grad_mode=shift_grad)
+            # shift_out's input is a ReLU output, which autograd keeps anyway: recompute the
+            # shifted frames in the backward instead of storing them.
+            self.shift_out = Shift(channels, stride=stride, init_scale=1, grad_mode=shift_grad, recompute=True)
+        else:
+            self.shift_in = NaiveShift(channels, stride=1, max_shift=naive_shift_max)
+            self.shift_out = NaiveShift(channels, stride=stride, max_shift=naive_shift_max)
+        self.temporal_linear: nn.Module
+        if temporal_pointwise == "conv":
+            self.temporal_linear = nn.Conv2d(channels, channels, 1)
+            # official: kaiming normal (fan_out) weight; the bias keeps PyTorch's default init
+            nn.init.kaiming_normal_(self.temporal_linear.weight, mode="fan_out")
+        else:
+            self.temporal_linear = TemporalSeparableConv(channels, depthwise_kernel_size)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.bn(x)
@@ -194,6 +323,9 @@ class ShiftGCNUnit(nn.Module):
     Args:
         residual: ``False`` for ``l1`` (no unit residual); otherwise identity when the
             shape is kept, else :class:`UnitResidual`.
+        spatial_shift, neighbours: see :class:`ShiftGraphConv`.
+        temporal_shift, naive_shift_max, temporal_pointwise, depthwise_kernel_size: see
+            :class:`ShiftTemporalConv`.
     Shapes: ``(N, Cin, T, V) -> (N, Cout, T / stride, V)``; ``T`` must be divisible by
     ``stride`` (the strided residual has ``ceil(T/s)`` frames, the shift ``floor(T/s)``).
     """
@@ -206,11 +338,25 @@ class ShiftGCNUnit(nn.Module):
         stride: int = 1,
         residual: bool = True,
         shift_grad: ShiftGradMode = "official",
+        spatial_shift: SpatialShiftKind = "nonlocal",
+        neighbours: Sequence[Sequence[int]] | None = None,
+        temporal_shift: TemporalShiftKind = "adaptive",
+        naive_shift_max: int = 4,
+        temporal_pointwise: TemporalPointwiseKind = "conv",
+        depthwise_kernel_size: int = 3,
     ) -> None:
         super().__init__()
         self.stride = stride
-        self.gcn1 = ShiftGraphConv(in_channels, out_channels, num_point)
-        self.tcn1 = ShiftTemporalConv(out_channels, stride=stride, shift_grad=shift_grad)
+        self.gcn1 = ShiftGraphConv(in_channels, out_channels, num_point, spatial_shift, neighbours)
+        self.tcn1 = ShiftTemporalConv(
+            out_channels,
+            stride=stride,
+            shift_grad=shift_grad,
+            temporal_shift=temporal_shift,
+            naive_shift_max=naive_shift_max,
+            temporal_pointwise=temporal_pointwise,
+            depthwise_kernel_size=depthwise_kernel_size,
+        )
         self.residual_kind = "none" if not residual else (
             "identity" if in_channels == out_channels and stride == 1 else "projection"
         )
@@ -244,6 +390,23 @@ class ShiftGCN(nn.Module):
         in_channels: coordinates per joint ``C`` (3).
         shift_grad: gradient of the temporal shifts: ``'official'`` (sign rule of the CUDA
             extension) or ``'autograd'`` (true gradient).
+        spatial_shift: ``'nonlocal'`` (official) or ``'local'`` (the paper's graph-neighbour
+            shift, Sec. 3.1; not in the official code).
+        neighbours: adjacency list (0-based, ``len == num_point``) of the skeleton for the
+            local shift; the order of each list is the order of the channel partitions.
+            Default: :func:`graphfuse.graphs.ntu25.neighbours` (sorted) when
+            ``num_point == 25``; required for other layouts.
+        temporal_shift: ``'adaptive'`` (official) or ``'naive'`` (paper Sec. 3.2: fixed
+            integer shifts, the author's snippet in kchengiva/Shift-GCN issue #5).
+        naive_shift_max: ``u`` of the naive shift (the snippet: 4, i.e. ``C // 9`` channels
+            per group, 8 shifted groups).
+        temporal_pointwise: ``'conv'`` (official 1x1 ``temporal_linear``) or
+            ``'depthwise_separable'`` (depthwise ``(k, 1)`` over T + 1x1 pointwise, the
+            notes' helper; :class:`TemporalSeparableConv`).
+        depthwise_kernel_size: ``k`` of the depthwise part (default 3).
+
+    Every variant argument applies to all ten units.  The defaults build exactly the
+    official model (names, parameters, initialisation, outputs).
 
     Shapes: ``x: (N, C, T, V, M) -> logits (N, num_class)``; ``T`` divisible by 4.
     """
@@ -270,22 +433,62 @@ class ShiftGCN(nn.Module):
         num_person: int = 2,
         in_channels: int = 3,
         shift_grad: ShiftGradMode = "official",
+        spatial_shift: SpatialShiftKind = "nonlocal",
+        temporal_shift: TemporalShiftKind = "adaptive",
+        naive_shift_max: int = 4,
+        temporal_pointwise: TemporalPointwiseKind = "conv",
+        neighbours: Sequence[Sequence[int]] | None = None,
+        depthwise_kernel_size: int = 3,
     ) -> None:
         super().__init__()
         if shift_grad not in ("official", "autograd"):
             raise ValueError(f"shift_grad must be 'official' or 'autograd', got {shift_grad!r}")
+        _check_choice("spatial_shift", spatial_shift, _SPATIAL)
+        _check_choice("temporal_shift", temporal_shift, _TEMPORAL)
+        _check_choice("temporal_pointwise", temporal_pointwise, _POINTWISE)
+        if temporal_shift == "naive" and naive_shift_max < 1:
+            raise ValueError(f"naive_shift_max must be >= 1, got {naive_shift_max}")
+        if neighbours is not None:
+            neighbours = validate_neighbours(neighbours, num_point)
+        elif spatial_shift == "local":
+            if num_point != ntu25.NUM_JOINTS:
+                raise ValueError(
+                    f"spatial_shift='local' with num_point={num_point} needs the skeleton's "
+                    "neighbours list (0-based adjacency, one list per joint); the default is "
+                    "NTU's 25-joint graph"
+                )
+            neighbours = ntu25.neighbours()
         self.num_class = num_class
         self.num_point = num_point
         self.num_person = num_person
         self.in_channels = in_channels
         self.shift_grad = shift_grad
+        self.spatial_shift = spatial_shift
+        self.temporal_shift = temporal_shift
+        self.naive_shift_max = naive_shift_max
+        self.temporal_pointwise = temporal_pointwise
+        self.neighbours = neighbours
+        self.depthwise_kernel_size = depthwise_kernel_size
         self.data_bn = nn.BatchNorm1d(num_person * in_channels * num_point)
         _bn_init(self.data_bn, 1)
         for k, (cin, cout, stride, residual) in enumerate(self.LAYERS, start=1):
             cin_ = in_channels if cin == "C" else int(cin)
             self.add_module(
                 f"l{k}",
-                ShiftGCNUnit(cin_, cout, num_point, stride=stride, residual=residual, shift_grad=shift_grad),
+                ShiftGCNUnit(
+                    cin_,
+                    cout,
+                    num_point,
+                    stride=stride,
+                    residual=residual,
+                    shift_grad=shift_grad,
+                    spatial_shift=spatial_shift,
+                    neighbours=neighbours,
+                    temporal_shift=temporal_shift,
+                    naive_shift_max=naive_shift_max,
+                    temporal_pointwise=temporal_pointwise,
+                    depthwise_kernel_size=depthwise_kernel_size,
+                ),
             )
         self.fc = nn.Linear(self.feature_dim, num_class)
         nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_class))
