@@ -4,6 +4,8 @@
   ``fit`` trains, then tests the best checkpoint (``--run.test_after_fit false`` to skip).
 * ``graphfuse prepare ntu|ntu-official|synthetic-ntu ...`` - dataset preparation.
 * ``graphfuse convert shiftgcn IN.pt OUT.ckpt`` - wrap official weights into a checkpoint.
+* ``graphfuse ensemble RUN_DIR... [--weights W,...] [--softmax] [--out DIR]`` - fuse runs' scores.
+* ``graphfuse info -c CONFIG [--key=value ...] [--frames T]`` - parameters, buffers, FLOPs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 __all__ = ["main", "GraphfuseCLI", "RunOptions"]
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
-TOOL_SUBCOMMANDS = ("prepare", "convert")
+TOOL_SUBCOMMANDS = ("prepare", "convert", "ensemble", "info")
 
 
 @dataclass
@@ -223,11 +225,28 @@ def _tools_parser() -> argparse.ArgumentParser:
     sg = csub.add_parser("shiftgcn", help="official Shift-GCN .pt -> graphfuse checkpoint")
     sg.add_argument("input", help="official state dict (.pt, e.g. ntu_ShiftGCN_joint_xsub.pt)")
     sg.add_argument("output", help="checkpoint to write (.ckpt)")
+
+    ens = sub.add_parser("ensemble", help="fuse the test scores of several runs, matched by sample id")
+    ens.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or their scores.npz)")
+    ens.add_argument("--weights", default=None,
+                     help="one weight per run, e.g. 0.6,0.6,0.4,0.4 (official Shift-GCN); default all 1")
+    ens.add_argument("--softmax", action="store_true",
+                     help="fuse softmax probabilities (PYSKL) instead of raw logits (official Shift-GCN)")
+    ens.add_argument("--out", default=".", help="directory for ensemble.md and ensemble.csv (default: .)")
+
+    from .info import add_info_arguments
+
+    info = sub.add_parser("info", help="trainable parameters, buffers and FLOPs per sample of a config's model",
+                          epilog="Further --dotted.key=value arguments override the config, as for `fit`.")
+    add_info_arguments(info)
     return p
 
 
 def _tools_main(argv: list[str]) -> int:
-    args = _tools_parser().parse_args(argv)
+    parser = _tools_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "info":  # only `info` passes config overrides through
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "prepare":
         if args.dataset == "ntu":
             from .data.ntu import prepare_ntu
@@ -254,6 +273,20 @@ def _tools_main(argv: list[str]) -> int:
         out = convert_shiftgcn(args.input, args.output)
         print(f"wrote {out}")
         return 0
+    if args.command == "ensemble":
+        from .ensemble import ensemble, to_markdown, write_report
+
+        result = ensemble(args.runs, weights=args.weights, use_softmax=args.softmax)
+        print(to_markdown(result), end="")
+        md, csv_path = write_report(result, args.out)
+        print(f"wrote {md} and {csv_path}")
+        return 0
+    if args.command == "info":
+        from .info import info_main
+
+        info_main(args.config, extra, frames=args.frames, channels=args.channels, joints=args.joints,
+                  persons=args.persons)
+        return 0
     raise AssertionError(args.command)
 
 
@@ -278,10 +311,13 @@ training (LightningCLI; `graphfuse fit --help` for all options):
 tools:
   prepare    ntu | ntu-official | synthetic-ntu   (`graphfuse prepare --help`)
   convert    shiftgcn IN.pt OUT.ckpt
+  ensemble   RUN_DIR... [--weights 0.6,0.6,0.4,0.4] [--softmax] [--out DIR]   fuse scores by sample id
+  info       -c CONFIG [--key=value ...] [--frames T]   parameters, buffers, FLOPs per sample
 """
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_USAGE)
@@ -293,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graphfuse: unknown command {argv[0]!r}", file=sys.stderr)
         return 2
     _import_components()
-    GraphfuseCLI(args=argv)
+    # From the command line LightningCLI reads sys.argv itself (passing both warns).
+    GraphfuseCLI(args=None if from_command_line else argv)
     return 0
 
 

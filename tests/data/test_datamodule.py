@@ -252,3 +252,42 @@ def test_resume_replays_same_batches(tmp_path: Path) -> None:
     assert resumed.seen == by_epoch[2]  # same order and same random clips
     for p, q in zip(full.parameters(), resumed.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------ frame_stride
+def test_frame_stride_on_whole_sequences_and_clips(tmp_path: Path) -> None:
+    arrays = write_prepared(tmp_path / "d")
+    # whole sequences: every 3rd of the 300 stored frames, train and eval alike
+    dm = SkeletonDataModule(str(tmp_path / "d"), batch_size=4, frame_stride=3, val_fraction=0.2)
+    x, _, idx = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, C, 100, V, M)
+    row = int(dm.split_names("fit")[int(idx[0])][5:])
+    np.testing.assert_array_equal(x[0].numpy(), arrays["train"][row][:, ::3])
+    tx, _, ti = next(iter(dm.test_dataloader()))
+    np.testing.assert_array_equal(tx[2].numpy(), arrays["test"][int(ti[2])][:, ::3])
+
+    # with clips: subsample the stream first, then sample the clip from the ceil(n / 2) kept frames
+    dm = SkeletonDataModule(str(tmp_path / "d"), stream="joint_motion", batch_size=4, clip_len=8, frame_stride=2)
+    x, _, _ = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, C, 8, V, M)
+    tx, _, ti = next(iter(dm.test_dataloader()))
+    from graphfuse.data.transforms import UniformSample
+
+    i = int(ti[1])
+    num_frames = 30 + 13 * i  # write_prepared's valid frame counts
+    frames = UniformSample(8, test_mode=True).frame_indices(-(-num_frames // 2))
+    want = compute_stream(arrays["test"][i], "joint_motion")[:, ::2][:, frames]
+    np.testing.assert_allclose(tx[1].numpy(), want, rtol=0, atol=1e-6)
+    # training clips come from kept, valid frames only: each is one original frame 2 * j
+    ds = dm.dataset("train")
+    motion = compute_stream(arrays["train"][int(ds.rows[0])], "joint_motion")
+    xt = ds[(0, 5)][0].numpy()
+    for t in range(8):
+        hits = [j for j in range(0, int(ds.num_frames[0]), 2) if np.array_equal(motion[:, j], xt[:, t])]
+        assert hits, f"clip frame {t} is not a kept valid frame"
+
+
+def test_frame_stride_invalid(tmp_path: Path) -> None:
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="frame_stride"):
+            SkeletonDataModule(str(tmp_path), frame_stride=bad)

@@ -131,3 +131,52 @@ def test_errors() -> None:
         UniformSample(8, test_mode=True)(x, 51, None)
     with pytest.raises(ValueError, match="clip_len"):
         UniformSample(0)
+
+
+# ---------------------------------------------------------------- FrameSubsample, Compose
+def test_frame_subsample_keeps_every_kth_frame() -> None:
+    from graphfuse.data.transforms import FrameSubsample
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 10, 4, 2)).astype(np.float32)
+    for k in (1, 2, 3, 4, 10, 11):
+        out = FrameSubsample(k)(x, 7)
+        want = np.stack([x[:, t] for t in range(10) if t % k == 0], axis=1)  # loop reference
+        np.testing.assert_array_equal(out, want)
+        assert out.shape[1] == -(-10 // k)
+    fs = FrameSubsample(3)
+    # valid frames ceil(n / k): frames 0, 3, 6 of 7 valid frames; 0, 3 of 6; 0 of 1
+    assert [fs.valid_frames(n) for n in (7, 6, 1, 300)] == [3, 2, 1, 100]
+
+
+def test_compose_subsample_then_uniform_sample() -> None:
+    from graphfuse.data.transforms import Compose, FrameSubsample
+
+    x = np.full((3, 300, 25, 2), np.nan, dtype=np.float32)
+    n = 95
+    x[:, :n] = np.arange(n, dtype=np.float32)[None, :, None, None]  # frame t holds the value t
+    k, L = 3, 16
+    tf = Compose([FrameSubsample(k), UniformSample(L, test_mode=True)])
+    out = tf(x, n, None)
+    # test mode: the clip of the 32 = ceil(95 / 3) kept frames, i.e. original frames 3 * i
+    idx = UniformSample(L, test_mode=True).frame_indices(32)
+    np.testing.assert_array_equal(out[0, :, 0, 0], 3 * idx)
+    assert np.isfinite(out).all() and out.shape == (3, L, 25, 2)
+    assert tf.valid_frames(n) == L
+    # training mode: every sampled frame is a kept, valid frame, whatever the draw
+    tf_train = Compose([FrameSubsample(k), UniformSample(L)])
+    for seed in range(20):
+        frames = tf_train(x, n, np.random.default_rng(seed))[0, :, 0, 0]
+        assert np.all(frames % k == 0) and np.all(frames < n) and np.all(np.diff(frames) > 0)
+
+
+def test_frame_subsample_errors() -> None:
+    from graphfuse.data.transforms import FrameSubsample
+
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="frame stride"):
+            FrameSubsample(bad)
+    with pytest.raises(ValueError, match="C, T, V, M"):
+        FrameSubsample(2)(np.zeros((3, 10, 25)), 5)
+    with pytest.raises(ValueError, match="num_frames"):
+        FrameSubsample(2)(np.zeros((3, 10, 25, 2)), 11)

@@ -20,7 +20,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from graphfuse.data.skeleton import EpochSeededSampler, SkeletonDataset, load_meta, resolve_file
-from graphfuse.data.transforms import UniformSample
+from graphfuse.data.transforms import Compose, FrameSubsample, UniformSample
 
 __all__ = ["SkeletonDataModule", "stratified_holdout"]
 
@@ -87,6 +87,11 @@ class SkeletonDataModule(L.LightningDataModule):
         clip_len: frames per clip sampled with :class:`UniformSample` (PYSKL: 100); None keeps
             the full 300-frame padded sequence, the official Shift-GCN protocol
             (``window_size: -1``, no augmentation).
+        frame_stride: keep every ``frame_stride``-th frame (:class:`FrameSubsample`, the
+            research notes' ``reduce_frame``) before ``clip_len`` sampling, in training and
+            evaluation alike; the valid frame count becomes ``ceil(num_frames / k)``. Streams
+            are derived first, at the recorded frame rate. With ``clip_len=None`` the model
+            sees ``ceil(300 / k)`` frames (Shift-GCN needs a multiple of 4: k = 3 or 5, not 2).
         val_fraction: fraction of each training class held out for validation when
             ``val_source='holdout'``.
         val_seed: seed of the hold-out split (fixed across runs, so all seeds and variants of
@@ -110,6 +115,7 @@ class SkeletonDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         clip_len: int | None = None,
+        frame_stride: int = 1,
         val_fraction: float = 0.05,
         val_seed: int = 0,
         val_source: Literal["holdout", "test"] = "holdout",
@@ -129,6 +135,8 @@ class SkeletonDataModule(L.LightningDataModule):
             raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size}")
         if clip_len is not None and clip_len < 1:
             raise ValueError(f"clip_len must be >= 1 or None, got {clip_len}")
+        if isinstance(frame_stride, bool) or not isinstance(frame_stride, int) or frame_stride < 1:
+            raise ValueError(f"frame_stride must be an integer >= 1, got {frame_stride!r}")
         if val_source == "holdout" and not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1) with val_source='holdout', got {val_fraction}")
         if num_workers < 0:
@@ -142,6 +150,7 @@ class SkeletonDataModule(L.LightningDataModule):
         self.eval_batch_size = int(eval_batch_size) if eval_batch_size is not None else int(batch_size)
         self.num_workers = int(num_workers)
         self.clip_len = clip_len
+        self.frame_stride = int(frame_stride)
         self.val_fraction = float(val_fraction)
         self.val_seed = int(val_seed)
         self.val_source = val_source
@@ -213,8 +222,19 @@ class SkeletonDataModule(L.LightningDataModule):
         if not self.meta_path.is_file():
             raise FileNotFoundError(f"prepare_synthetic_ntu({self.data_dir!r}) wrote no {self.meta_path}")
 
-    def _eval_transform(self) -> UniformSample | None:
-        return UniformSample(self.clip_len, test_mode=True) if self.clip_len else None
+    def _transform(self, test_mode: bool) -> FrameSubsample | UniformSample | Compose | None:
+        # Subsample first (whole sequence), then sample the clip from the kept frames.
+        steps: list[FrameSubsample | UniformSample] = []
+        if self.frame_stride > 1:
+            steps.append(FrameSubsample(self.frame_stride))
+        if self.clip_len:
+            steps.append(UniformSample(self.clip_len, test_mode=test_mode))
+        if not steps:
+            return None
+        return steps[0] if len(steps) == 1 else Compose(steps)
+
+    def _eval_transform(self) -> FrameSubsample | UniformSample | Compose | None:
+        return self._transform(test_mode=True)
 
     def holdout_indices(self) -> tuple[np.ndarray, np.ndarray]:
         """``(train_rows, val_rows)`` of the prepared train split (val empty for ``val_source='test'``)."""
@@ -231,7 +251,7 @@ class SkeletonDataModule(L.LightningDataModule):
         if key == "train" or (key == "val" and self.val_source == "holdout"):
             train_rows, val_rows = self.holdout_indices()
             if key == "train":
-                tf = UniformSample(self.clip_len, test_mode=False) if self.clip_len else None
+                tf = self._transform(test_mode=False)
                 ds = SkeletonDataset(self.data_dir, "train", self.stream, indices=train_rows, transform=tf)
             else:
                 ds = SkeletonDataset(

@@ -3,14 +3,18 @@
 A transform is a callable ``(x, num_frames, rng) -> x'`` with ``x: (C, T, V, M)`` a numpy
 array, ``num_frames`` the number of valid (unpadded) frames of the sample and ``rng`` a
 ``numpy.random.Generator`` seeded per item by :class:`graphfuse.data.skeleton.EpochSeededSampler`
-(or None for deterministic transforms).
+(or None for deterministic transforms). A transform that changes the number of valid frames
+says so with a method ``valid_frames(num_frames) -> int``, which :class:`Compose` uses to
+pass the right count to the next transform.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
-__all__ = ["UniformSample"]
+__all__ = ["UniformSample", "FrameSubsample", "Compose"]
 
 
 class UniformSample:
@@ -89,6 +93,10 @@ class UniformSample:
             return np.arange(L, dtype=np.int64) + np.cumsum(step)[:-1]
         return bounds[:-1] + np.asarray(offsets, dtype=np.int64)
 
+    def valid_frames(self, num_frames: int) -> int:
+        """Every output frame is a valid frame: ``clip_len``."""
+        return self.clip_len
+
     def __call__(self, x: np.ndarray, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
         if x.ndim != 4:
             raise ValueError(f"UniformSample expects x shaped (C, T, V, M), got {x.shape}")
@@ -99,3 +107,69 @@ class UniformSample:
     def __repr__(self) -> str:
         name = type(self).__name__
         return f"{name}(clip_len={self.clip_len}, test_mode={self.test_mode}, seed={self.seed})"
+
+
+class FrameSubsample:
+    """Keep every ``stride``-th frame: ``x[:, ::stride]`` (the research notes' ``reduce_frame``).
+
+    Applied to the whole stored sequence (valid frames and padding alike), so frame ``0``
+    is always kept and the output has ``ceil(T / stride)`` frames, of which
+    ``ceil(num_frames / stride)`` are valid (:meth:`valid_frames`). Deterministic: the same
+    frames in training and evaluation.
+
+    Args:
+        stride: keep one frame in ``stride`` (1 = identity).
+
+    Call: ``x: (C, T, V, M)`` -> ``(C, ceil(T / stride), V, M)``.
+    """
+
+    def __init__(self, stride: int) -> None:
+        if isinstance(stride, bool) or int(stride) != stride or int(stride) < 1:
+            raise ValueError(f"frame stride must be an integer >= 1, got {stride!r}")
+        self.stride = int(stride)
+
+    def valid_frames(self, num_frames: int) -> int:
+        """Valid frames after subsampling ``num_frames`` valid frames: ``ceil(num_frames / stride)``."""
+        return -(-int(num_frames) // self.stride)
+
+    def __call__(self, x: np.ndarray, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        if x.ndim != 4:
+            raise ValueError(f"FrameSubsample expects x shaped (C, T, V, M), got {x.shape}")
+        if not 1 <= num_frames <= x.shape[1]:
+            raise ValueError(f"num_frames {num_frames} outside [1, {x.shape[1]}] (T of the input)")
+        return x[:, :: self.stride]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(stride={self.stride})"
+
+
+class Compose:
+    """Apply transforms in order, updating the number of valid frames between them.
+
+    After a transform with a ``valid_frames(n)`` method the next one receives
+    ``valid_frames(n)`` valid frames; other transforms leave the count unchanged for the next
+    (a temporal sampler such as :class:`UniformSample` is therefore the last temporal step).
+    """
+
+    def __init__(self, transforms: Sequence[Callable[..., np.ndarray]]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, x: np.ndarray, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        n = int(num_frames)
+        for t in self.transforms:
+            x = t(x, n, rng)
+            valid = getattr(t, "valid_frames", None)
+            if valid is not None:
+                n = int(valid(n))
+        return x
+
+    def valid_frames(self, num_frames: int) -> int:
+        n = int(num_frames)
+        for t in self.transforms:
+            valid = getattr(t, "valid_frames", None)
+            if valid is not None:
+                n = int(valid(n))
+        return n
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.transforms!r})"
