@@ -168,3 +168,11 @@ def test_prepare_ntu_command(synthetic_ntu, tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="no-such-dir"):
         main(["prepare", "ntu", "--root", str(tmp_path / "no-such-dir"), "--out", str(tmp_path / "x"),
               "--benchmark", "ntu60-xsub"])
+
+
+def test_ablate_and_report_are_dispatched(tmp_path, capsys):
+    spec = REPO / "configs" / "ablations" / "synthetic_ntu.yaml"
+    assert main(["ablate", str(spec), "--dry-run", "--root", str(tmp_path)]) == 0
+    assert "--run.version=seed0" in capsys.readouterr().out
+    assert not (tmp_path / "synthetic-ntu-quickstart").exists() or not any(
+        (tmp_path / "synthetic-ntu-quickstart").rglob("summary.json"))

@@ -139,9 +139,9 @@ def build_model(config: Sequence[str], overrides: Sequence[str] = ()) -> tuple[n
     Returns:
         ``(lightning_module, config)`` with ``config`` the parsed jsonargparse namespace.
     """
-    from .cli import _import_components
+    from .engine import import_components
 
-    _import_components()
+    import_components()
     args: list[str] = []
     for c in config:
         args += ["--config", str(c)]
@@ -155,7 +155,7 @@ def build_model(config: Sequence[str], overrides: Sequence[str] = ()) -> tuple[n
 
 def _model_only_cli() -> type:
     # Defined on demand: importing lightning is deferred until a config is built.
-    from .cli import GraphfuseCLI
+    from .engine import GraphfuseCLI
 
     class ModelOnlyCLI(GraphfuseCLI):
         """GraphfuseCLI that parses a full config but instantiates the model only."""
