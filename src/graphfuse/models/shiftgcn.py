@@ -27,6 +27,12 @@ Variants of the paper that the official code lacks, as constructor arguments (de
 the official model; see the "Variants" section of ``docs/models_shiftgcn.md``):
 ``spatial_shift='local'`` (graph-neighbour shift), ``temporal_shift='naive'`` (fixed
 integer shifts, ``naive_shift_max``), ``temporal_pointwise='depthwise_separable'``.
+
+ACTION-Net excitations (Wang et al., CVPR 2021; :mod:`graphfuse.layers.excitation`) inside
+chosen units, the research notes' experiments: ``excitation``, ``excitation_placement``
+(``'serial'``, ``'parallel'``, ``'after_shift'``), ``excitation_units``,
+``excitation_reduction``, ``excitation_replace_tcn``; see :class:`ShiftGCNUnit` for what
+each placement computes and the "Excitations" section of ``docs/models_shiftgcn.md``.
 """
 
 from __future__ import annotations
@@ -42,6 +48,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphfuse.graphs import ntu25
+from graphfuse.layers.excitation import (
+    ActionExcitation,
+    ChannelExcitation,
+    MotionExcitation,
+    SpatioTemporalExcitation,
+)
 from graphfuse.layers.shift import (
     NaiveShift,
     Shift,
@@ -60,10 +72,17 @@ TemporalPointwiseKind = Literal["conv", "depthwise_separable"]
 _SPATIAL = ("nonlocal", "local")
 _TEMPORAL = ("adaptive", "naive")
 _POINTWISE = ("conv", "depthwise_separable")
+ExcitationKind = Literal["me", "ce", "ste", "action"]
+ExcitationPlacement = Literal["serial", "parallel", "after_shift"]
+_EXCITATIONS = ("me", "ce", "ste", "action")
+_PLACEMENTS = ("serial", "parallel", "after_shift")
+#: Excitation kinds whose bottleneck is ``channels // reduction`` (STE has none).
+_REDUCED = ("me", "ce", "action")
 
 __all__ = [
     "ShiftGCN",
     "ShiftGCNUnit",
+    "ExcitationPaths",
     "ShiftGraphConv",
     "ShiftTemporalConv",
     "TemporalSeparableConv",
@@ -90,6 +109,82 @@ def _bn_init(bn: nn.modules.batchnorm._BatchNorm, scale: float = 1.0) -> None:
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _normalise_excitation(excitation: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``None`` | kind | list of kinds -> ``None`` | tuple of distinct kinds (order kept)."""
+    if excitation is None:
+        return None
+    kinds = (excitation,) if isinstance(excitation, str) else tuple(excitation)
+    if not kinds:
+        raise ValueError("excitation: empty list; use None (null in YAML) for no excitation")
+    for kind in kinds:
+        if kind not in _EXCITATIONS:
+            raise ValueError(f"excitation must be one of {_EXCITATIONS}, a list of them, or None; got {kind!r}")
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"excitation: each kind at most once, got {list(kinds)}")
+    if "action" in kinds and len(kinds) > 1:
+        raise ValueError(
+            f"excitation: 'action' already holds the ste, ce and me paths (and a shift conv); use it alone, got {list(kinds)}"
+        )
+    return kinds
+
+
+def _build_excitation_path(kind: str, channels: int, reduction: int) -> nn.Module:
+    if kind == "me":
+        return MotionExcitation(channels, reduction=reduction)
+    if kind == "ce":
+        return ChannelExcitation(channels, reduction=reduction)
+    if kind == "ste":
+        return SpatioTemporalExcitation(channels)
+    return ActionExcitation(channels, reduction=reduction)
+
+
+class ExcitationPaths(nn.Module):
+    """One ACTION-Net excitation path, or several summed the way ACTION-Net sums its paths.
+
+    Each path ``E_k`` is ``E_k(x) = x + x * g_k(x)`` (:mod:`graphfuse.layers.excitation`;
+    ``g_k`` is its public ``gate``).  With one kind the module is that path; with several
+    (e.g. ``['me', 'ce']``) the paths all see the same input and their outputs are summed,
+    as the official ``Action`` sums STE, CE and ME:
+    ``out = sum_k E_k(x) = x * (n + sum_k g_k(x))`` (``n`` = number of paths), not rescaled.
+    ``'action'`` is the whole ACTION module (:class:`~graphfuse.layers.ActionExcitation`:
+    its own learnable temporal shift conv, then STE + CE + ME summed) and stands alone.
+
+    Children are named by kind (``me``, ``ce``, ``ste``, ``action``), so the parameters of a
+    unit's excitation are ``lK.exc.me.squeeze.weight``, ``lK.exc.action.shift.weight``, ...
+
+    Args:
+        kinds: a kind or a list of distinct kinds among ``'me'``, ``'ce'``, ``'ste'``, ``'action'``.
+        channels: C.
+        reduction: ``Cr = C // reduction`` of ME and CE (ACTION-Net: 16); STE has no bottleneck.
+
+    Shapes: ``x: (N, C, T, V) -> (N, C, T, V)``, any T and V.
+    """
+
+    def __init__(self, kinds: str | Sequence[str], channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        normalised = _normalise_excitation(kinds)
+        if normalised is None:
+            raise ValueError("ExcitationPaths needs at least one kind")
+        self.kinds = normalised
+        self.channels = channels
+        for kind in normalised:
+            self.add_module(kind, _build_excitation_path(kind, channels, reduction))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: ``(N, C, T, V)`` -> ``sum_k (x + x * g_k(x))``: ``(N, C, T, V)``."""
+        paths = [getattr(self, kind) for kind in self.kinds]
+        if len(paths) == 1:
+            return paths[0](x)
+        # One full-size product instead of n tensors x + x*g_k (same value).
+        gates = paths[0].gate(x)
+        for path in paths[1:]:
+            gates = gates + path.gate(x)  # (N, C, T, 1) and/or (N, 1, T, V): broadcast
+        return x * (gates + float(len(paths)))
+
+    def extra_repr(self) -> str:
+        return f"kinds={list(self.kinds)}, channels={self.channels}"
 
 
 class ShiftGraphConv(nn.Module):
@@ -293,9 +388,18 @@ class ShiftTemporalConv(nn.Module):
         else:
             self.temporal_linear = TemporalSeparableConv(channels, depthwise_kernel_size)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, inner: nn.Module | None = None) -> Tensor:
+        """x: ``(N, C, T, V)`` -> ``(N, C, T / s, V)``.
+
+        ``inner`` (a shape-keeping module, e.g. an excitation) runs between ``shift_in`` and
+        ``temporal_linear``: ``bn2(shift_out(ReLU(temporal_linear(inner(shift_in(bn(x)))))))``,
+        where ACTION-Net puts its excitations (after its temporal shift, before the wrapped
+        convolution).  ``ShiftGCNUnit`` owns that module (``excitation_placement='after_shift'``).
+        """
         x = self.bn(x)
         x = self.shift_in(x)
+        if inner is not None:
+            x = inner(x)
         x = F.relu_(self.temporal_linear(x))
         x = self.shift_out(x)
         return self.bn2(x)
@@ -318,7 +422,32 @@ class UnitResidual(nn.Module):
 
 class ShiftGCNUnit(nn.Module):
     """One Shift-GCN unit (official ``TCN_GCN_unit``):
-    ``ReLU(tcn1(gcn1(x)) + residual(x))``.
+    ``ReLU(tcn1(gcn1(x)) + residual(x))``, optionally with an ACTION-Net excitation.
+
+    With ``g = gcn1(x)`` (the shift-GCN output, ``Cout`` channels, full ``T``), ``E`` the
+    excitation (:class:`ExcitationPaths`: ``E(g) = g + g * gate(g)``, or the sum of several
+    such paths) and ``R`` the unit residual, a unit computes:
+
+    ==========================  ===========================================================
+    placement                   unit output
+    ==========================  ===========================================================
+    no excitation (official)    ``ReLU(tcn1(g) + R(x))``
+    ``'serial'``                ``ReLU(tcn1(E(g)) + R(x))``: between the GCN and the TCN
+    ``'after_shift'``           ``ReLU(bn2(shift_out(ReLU(W(E(shift_in(bn(g))))))) + R(x))``:
+                                inside ``tcn1``, after its first temporal shift and before
+                                its pointwise ``temporal_linear`` ``W``
+    ``'parallel'``              ``ReLU(tcn1(g) + P_s(E(g)) + R(x))``: a branch beside the TCN
+    ``'parallel'``, no TCN      ``ReLU(P_s(E(g)) + R(x))`` (``excitation_replace_tcn``)
+    ==========================  ===========================================================
+
+    ``P_s`` matches the TCN's temporal stride ``s``: identity for ``s = 1``, else the mean of
+    each ``s`` consecutive frames (``avg_pool`` ``(s, 1)``, stride ``(s, 1)``; ``T / s``
+    frames).  For ``s = 2`` that is what the official strided adaptive shift computes for a
+    channel at zero offset (it samples at ``2h + 0.5``: the mean of frames ``2h``, ``2h+1``);
+    it adds no parameter.  No BatchNorm is added anywhere: in ``'serial'`` the excitation's
+    output enters ``tcn1.bn``, in ``'after_shift'`` ``temporal_linear`` (then ``bn2``); in
+    ``'parallel'`` the branch adds ``E(g)`` (between ``g`` and ``2 g`` for one path, ``g``
+    being a ReLU output) to the BN-normalised TCN output.
 
     Args:
         residual: ``False`` for ``l1`` (no unit residual); otherwise identity when the
@@ -326,6 +455,13 @@ class ShiftGCNUnit(nn.Module):
         spatial_shift, neighbours: see :class:`ShiftGraphConv`.
         temporal_shift, naive_shift_max, temporal_pointwise, depthwise_kernel_size: see
             :class:`ShiftTemporalConv`.
+        excitation: ``None`` (official), a kind ``'me' | 'ce' | 'ste' | 'action'`` or a list
+            of distinct kinds summed (:class:`ExcitationPaths`, module ``exc``), on ``Cout``
+            channels.
+        excitation_placement: ``'serial'``, ``'after_shift'`` or ``'parallel'`` (table above).
+        excitation_reduction: ``Cr = Cout // excitation_reduction`` of ME/CE (ACTION-Net 16).
+        excitation_replace_tcn: with ``'parallel'``, drop ``tcn1`` (the unit has no ``tcn1``
+            parameters; its temporal stride is then ``P_s`` alone).
     Shapes: ``(N, Cin, T, V) -> (N, Cout, T / stride, V)``; ``T`` must be divisible by
     ``stride`` (the strided residual has ``ceil(T/s)`` frames, the shift ``floor(T/s)``).
     """
@@ -344,19 +480,37 @@ class ShiftGCNUnit(nn.Module):
         naive_shift_max: int = 4,
         temporal_pointwise: TemporalPointwiseKind = "conv",
         depthwise_kernel_size: int = 3,
+        excitation: ExcitationKind | Sequence[ExcitationKind] | None = None,
+        excitation_placement: ExcitationPlacement = "serial",
+        excitation_reduction: int = 16,
+        excitation_replace_tcn: bool = False,
     ) -> None:
         super().__init__()
+        kinds = _normalise_excitation(excitation)
+        _check_choice("excitation_placement", excitation_placement, _PLACEMENTS)
+        if excitation_replace_tcn and (kinds is None or excitation_placement != "parallel"):
+            raise ValueError(
+                "excitation_replace_tcn=True needs an excitation with excitation_placement='parallel' "
+                f"(got excitation={excitation!r}, excitation_placement={excitation_placement!r})"
+            )
         self.stride = stride
+        self.excitation = kinds
+        self.excitation_placement = excitation_placement
+        self.excitation_replace_tcn = bool(excitation_replace_tcn)
         self.gcn1 = ShiftGraphConv(in_channels, out_channels, num_point, spatial_shift, neighbours)
-        self.tcn1 = ShiftTemporalConv(
-            out_channels,
-            stride=stride,
-            shift_grad=shift_grad,
-            temporal_shift=temporal_shift,
-            naive_shift_max=naive_shift_max,
-            temporal_pointwise=temporal_pointwise,
-            depthwise_kernel_size=depthwise_kernel_size,
-        )
+        self.tcn1: ShiftTemporalConv | None
+        if self.excitation_replace_tcn:
+            self.tcn1 = None
+        else:
+            self.tcn1 = ShiftTemporalConv(
+                out_channels,
+                stride=stride,
+                shift_grad=shift_grad,
+                temporal_shift=temporal_shift,
+                naive_shift_max=naive_shift_max,
+                temporal_pointwise=temporal_pointwise,
+                depthwise_kernel_size=depthwise_kernel_size,
+            )
         self.residual_kind = "none" if not residual else (
             "identity" if in_channels == out_channels and stride == 1 else "projection"
         )
@@ -364,15 +518,42 @@ class ShiftGCNUnit(nn.Module):
             self.residual: nn.Module | None = UnitResidual(in_channels, out_channels, stride)
         else:
             self.residual = None
+        # Registered last and only when asked for: the official unit's names, order and
+        # random draws are untouched.
+        self.exc: ExcitationPaths | None = (
+            ExcitationPaths(kinds, out_channels, excitation_reduction) if kinds is not None else None
+        )
+
+    def _stride_pool(self, b: Tensor) -> Tensor:
+        # P_s: mean of each `stride` consecutive frames (T divisible by stride, checked).
+        if self.stride == 1:
+            return b
+        return F.avg_pool2d(b, kernel_size=(self.stride, 1), stride=(self.stride, 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        """x: ``(N, Cin, T, V)`` -> ``(N, Cout, T / stride, V)``."""
         t = x.shape[2]
         if self.stride > 1 and t % self.stride:
             raise ValueError(
                 f"Shift-GCN unit with temporal stride {self.stride} needs a frame count divisible by "
                 f"{self.stride}, got T={t} (the whole model needs T divisible by 4)"
             )
-        y = self.tcn1(self.gcn1(x))  # output of bn2, not needed by any backward: add in place
+        g = self.gcn1(x)
+        exc, tcn = self.exc, self.tcn1
+        # Every branch ends in a tensor no backward needs (bn2 / avg-pool / add / product
+        # output), so the residual is added in place below.
+        if exc is None:
+            assert tcn is not None
+            y = tcn(g)
+        elif self.excitation_placement == "serial":
+            assert tcn is not None
+            y = tcn(exc(g))
+        elif self.excitation_placement == "after_shift":
+            assert tcn is not None
+            y = tcn(g, inner=exc)
+        else:  # parallel branch
+            branch = self._stride_pool(exc(g))
+            y = branch if tcn is None else tcn(g).add_(branch)
         if self.residual_kind == "identity":
             y = y.add_(x)
         elif self.residual is not None:
@@ -404,8 +585,31 @@ class ShiftGCN(nn.Module):
             ``'depthwise_separable'`` (depthwise ``(k, 1)`` over T + 1x1 pointwise, the
             notes' helper; :class:`TemporalSeparableConv`).
         depthwise_kernel_size: ``k`` of the depthwise part (default 3).
+        excitation: ACTION-Net excitation in the units ``excitation_units`` (the research
+            notes' experiments; not in either paper): ``None`` (official), ``'me'``
+            (motion), ``'ce'`` (channel), ``'ste'`` (spatio-temporal), ``'action'`` (the whole
+            ACTION module: shift conv + STE + CE + ME), or a list of distinct kinds among
+            ``me``/``ce``/``ste`` whose paths are summed as in ACTION-Net
+            (``x * (n + sum_k gate_k(x))``, e.g. ``['me', 'ce']``).  Module ``lK.exc``.
+        excitation_placement: where the excitation acts in a unit, on the shift-GCN output
+            ``g`` (``Cout`` channels): ``'serial'`` ``tcn1(E(g))``; ``'after_shift'`` inside
+            ``tcn1``, between its first temporal shift and ``temporal_linear`` (ACTION-Net's
+            position); ``'parallel'`` ``tcn1(g) + P_s(E(g))`` with ``P_s`` the mean of ``s``
+            consecutive frames in the stride-``s`` units.  See :class:`ShiftGCNUnit`.
+        excitation_units: 1-based unit numbers (``1..10``) that get an excitation; default
+            ``None`` = ``[2, ..., 10]``, the notes' "units l2-l10" (``l1``'s GCN output has
+            64 channels, so it could take one too).
+        excitation_reduction: ``Cr = Cout // excitation_reduction`` of ME and CE (ACTION-Net:
+            16, giving ``Cr`` = 4 / 8 / 16 at 64 / 128 / 256 channels).
+        excitation_replace_tcn: with ``excitation_placement='parallel'``, remove ``tcn1`` of
+            the chosen units: ``ReLU(P_s(E(g)) + R(x))`` (the notes' "CE in parallel, without
+            the TCN").
 
-    Every variant argument applies to all ten units.  The defaults build exactly the
+    ``excitation_placement``, ``excitation_units`` and ``excitation_reduction`` are validated
+    but unused when ``excitation`` is ``None`` (so an ablation can switch the excitation off
+    alone); ``excitation_replace_tcn=True`` without an excitation is an error.
+
+    Every shift variant argument applies to all ten units.  The defaults build exactly the
     official model (names, parameters, initialisation, outputs).
 
     Shapes: ``x: (N, C, T, V, M) -> logits (N, num_class)``; ``T`` divisible by 4.
@@ -439,6 +643,11 @@ class ShiftGCN(nn.Module):
         temporal_pointwise: TemporalPointwiseKind = "conv",
         neighbours: Sequence[Sequence[int]] | None = None,
         depthwise_kernel_size: int = 3,
+        excitation: ExcitationKind | list[ExcitationKind] | None = None,
+        excitation_placement: ExcitationPlacement = "serial",
+        excitation_units: list[int] | None = None,
+        excitation_reduction: int = 16,
+        excitation_replace_tcn: bool = False,
     ) -> None:
         super().__init__()
         if shift_grad not in ("official", "autograd"):
@@ -458,6 +667,9 @@ class ShiftGCN(nn.Module):
                     "NTU's 25-joint graph"
                 )
             neighbours = ntu25.neighbours()
+        kinds, units = self._check_excitation(
+            excitation, excitation_placement, excitation_units, excitation_reduction, excitation_replace_tcn
+        )
         self.num_class = num_class
         self.num_point = num_point
         self.num_person = num_person
@@ -469,6 +681,11 @@ class ShiftGCN(nn.Module):
         self.temporal_pointwise = temporal_pointwise
         self.neighbours = neighbours
         self.depthwise_kernel_size = depthwise_kernel_size
+        self.excitation = kinds
+        self.excitation_placement = excitation_placement
+        self.excitation_units = units
+        self.excitation_reduction = excitation_reduction
+        self.excitation_replace_tcn = bool(excitation_replace_tcn)
         self.data_bn = nn.BatchNorm1d(num_person * in_channels * num_point)
         _bn_init(self.data_bn, 1)
         for k, (cin, cout, stride, residual) in enumerate(self.LAYERS, start=1):
@@ -488,10 +705,59 @@ class ShiftGCN(nn.Module):
                     naive_shift_max=naive_shift_max,
                     temporal_pointwise=temporal_pointwise,
                     depthwise_kernel_size=depthwise_kernel_size,
+                    excitation=kinds if k in units else None,
+                    excitation_placement=excitation_placement,
+                    excitation_reduction=excitation_reduction,
+                    excitation_replace_tcn=self.excitation_replace_tcn and k in units,
                 ),
             )
         self.fc = nn.Linear(self.feature_dim, num_class)
         nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_class))
+
+    @classmethod
+    def _check_excitation(
+        cls,
+        excitation: str | Sequence[str] | None,
+        placement: str,
+        units: Sequence[int] | None,
+        reduction: int,
+        replace_tcn: bool,
+    ) -> tuple[tuple[str, ...] | None, tuple[int, ...]]:
+        """Validate the excitation arguments; returns (kinds or None, chosen unit numbers)."""
+        kinds = _normalise_excitation(excitation)
+        _check_choice("excitation_placement", placement, _PLACEMENTS)
+        if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1:
+            raise ValueError(f"excitation_reduction must be a positive int, got {reduction!r}")
+        n_units = len(cls.LAYERS)
+        if units is None:
+            chosen = tuple(range(2, n_units + 1))
+        else:
+            chosen = tuple(units)
+            bad = [u for u in chosen if isinstance(u, bool) or not isinstance(u, int) or not 1 <= u <= n_units]
+            if bad or not chosen:
+                raise ValueError(
+                    f"excitation_units must be a non-empty list of unit numbers 1..{n_units} "
+                    f"(1-based: 1 = l1), got {list(chosen)}"
+                )
+            if len(set(chosen)) != len(chosen):
+                raise ValueError(f"excitation_units: each unit at most once, got {list(chosen)}")
+            chosen = tuple(sorted(chosen))
+        if replace_tcn and (kinds is None or placement != "parallel"):
+            raise ValueError(
+                "excitation_replace_tcn=True needs an excitation with excitation_placement='parallel' "
+                f"(got excitation={excitation!r}, excitation_placement={placement!r})"
+            )
+        if kinds is not None and any(k in _REDUCED for k in kinds):
+            # The excitation acts on the unit's GCN output: Cout channels.
+            for u in chosen:
+                cout = cls.LAYERS[u - 1][1]
+                if cout // reduction < 1:
+                    raise ValueError(
+                        f"excitation_reduction={reduction} leaves {cout} // {reduction} = 0 channels "
+                        f"in unit l{u} ({cout} channels; excitation_units={list(chosen)}); "
+                        f"{list(kinds)} need channels >= excitation_reduction"
+                    )
+        return kinds, chosen
 
     def set_shift_grad(self, mode: ShiftGradMode) -> None:
         """Switch the gradient rule of every temporal shift (``'official'``/``'autograd'``)."""
