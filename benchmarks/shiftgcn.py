@@ -1,9 +1,32 @@
-"""Benchmark: Shift-GCN training step (forward + backward) on CPU, and the temporal shift
-against an ``F.grid_sample`` formulation.
+"""Benchmark: Shift-GCN training step (forward + backward) on CPU, per model variant, and the
+temporal shift against an ``F.grid_sample`` formulation.
+
+Two model tables, chosen by ``--variants``:
+
+* without ``--variants``: the official model swept over frames x threads x dtype x
+  allocator (defaults ``--frames 300 64 --dtypes fp32 bf16 --allocator default tuned``)::
 
     python benchmarks/shiftgcn.py [--frames 300 64] [--batch 16] [--threads 2]
                                   [--dtypes fp32 bf16] [--allocator default tuned]
                                   [--steps 3] [--skip-shift] [--skip-model]
+
+* with ``--variants NAME... | all``: one row per Shift-GCN variant of issue 3 (defaults
+  ``--frames 300 --dtypes fp32 --allocator tuned``; lists given explicitly are swept)::
+
+    python benchmarks/shiftgcn.py --variants all --skip-shift [--frames 300] [--batch 16]
+                                  [--threads 2] [--allocator tuned] [--steps 3]
+    python benchmarks/shiftgcn.py --list-variants
+
+  The variants are ``default`` (official), ``local_shift``, ``naive_shift`` and
+  ``depthwise_separable`` (one constructor argument each), plus one per experiment config
+  of the research notes, ``configs/ntu60-xsub/shiftgcn/notes/<name>.yaml``: the
+  ``ShiftGCN`` keyword arguments are that config's ``model.init_args.model.init_args`` and
+  ``T`` is ``ceil(frames / frame_stride)`` with the config's ``data.init_args.frame_stride``
+  (``FrameSubsample``, the notes' ``reduce_frame``). A notes config with the same name and
+  the same effective constructor arguments as a built-in variant is the same row. Each row
+  also gives trainable parameters and GMAC per sample (``graphfuse.info.model_cost``: one
+  ``(1, 3, T, 25, 2)`` eval forward, multiply-add = 1 MAC, only matmuls and convolutions
+  counted), measured after the timed steps so they do not touch the peak RSS.
 
 Every model configuration runs in its own subprocess, so its peak resident memory
 (``ru_maxrss``) is its own. ``samples/s`` counts forward + backward of
@@ -24,12 +47,26 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import math
 import os
 import platform
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
+
+#: The research notes' experiment configs, one variant each.
+NOTES_DIR = Path(__file__).resolve().parents[1] / "configs" / "ntu60-xsub" / "shiftgcn" / "notes"
+
+#: Built-in variants of issue 3: name -> ShiftGCN keyword arguments (beside the defaults).
+BUILTIN_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "local_shift": {"spatial_shift": "local"},
+    "naive_shift": {"temporal_shift": "naive"},
+    "depthwise_separable": {"temporal_pointwise": "depthwise_separable"},
+}
 
 
 def tune_glibc_allocator() -> bool:
@@ -47,6 +84,8 @@ def tune_glibc_allocator() -> bool:
 # worker: one model configuration
 # ----------------------------------------------------------------------------------------
 def run_model(cfg: dict) -> dict:
+    """One timed configuration; ``cfg`` may carry ``model_kwargs`` (ShiftGCN keyword
+    arguments, default: the official model) and ``cost`` (also return parameters and MACs)."""
     if cfg["allocator"] == "tuned" and not tune_glibc_allocator():
         return {"error": "mallopt unavailable"}
     import torch
@@ -56,9 +95,11 @@ def run_model(cfg: dict) -> dict:
 
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(0)
-    model = ShiftGCN(num_class=60)
-    x = torch.randn(cfg["batch"], 3, cfg["frames"], 25, 2)
-    y = torch.randint(0, 60, (cfg["batch"],))
+    kwargs = {"num_class": 60, **cfg.get("model_kwargs", {})}
+    model = ShiftGCN(**kwargs)
+    num_class, c, v, m = model.num_class, model.in_channels, model.num_point, model.num_person
+    x = torch.randn(cfg["batch"], c, cfg["frames"], v, m)
+    y = torch.randint(0, num_class, (cfg["batch"],))
     use_bf16 = cfg["dtype"] == "bf16"
 
     def step() -> None:
@@ -77,8 +118,15 @@ def run_model(cfg: dict) -> dict:
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     best = min(times)
-    return {"step_s": best, "samples_s": cfg["batch"] / best,
-            "peak_gb": peak / 2**20, "base_gb": base_rss / 2**20}
+    res = {"step_s": best, "samples_s": cfg["batch"] / best,
+           "peak_gb": peak / 2**20, "base_gb": base_rss / 2**20}
+    if cfg.get("cost"):
+        # After the timed steps: a batch-1 forward cannot raise the peak RSS measured above.
+        from graphfuse.info import model_cost
+
+        cost = model_cost(model, (1, c, cfg["frames"], v, m))
+        res.update(params=cost.trainable_params, gmac=cost.macs / 1e9)
+    return res
 
 
 # ----------------------------------------------------------------------------------------
@@ -161,6 +209,77 @@ def run_shift(cfg: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------
+# variants: built-in ones and the research notes' configs
+# ----------------------------------------------------------------------------------------
+def _notes_variant(path: Path) -> tuple[dict[str, Any], int]:
+    """``(ShiftGCN kwargs, frame_stride)`` of one notes config (read with ``yaml.safe_load``)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        conf = yaml.safe_load(fh)
+    try:
+        net = conf["model"]["init_args"]["model"]
+        class_path, kwargs = net["class_path"], dict(net.get("init_args") or {})
+    except (KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: no model.init_args.model.{{class_path, init_args}} ({exc!r} missing)"
+        ) from None
+    if class_path.rsplit(".", 1)[-1] != "ShiftGCN":
+        raise ValueError(f"{path}: model.init_args.model.class_path is {class_path!r}, not a ShiftGCN")
+    data = ((conf.get("data") or {}).get("init_args") or {})
+    stride = data.get("frame_stride") or 1
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"{path}: data.init_args.frame_stride must be an integer >= 1, got {stride!r}")
+    return kwargs, stride
+
+
+def _effective(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """All ShiftGCN constructor arguments, defaults filled in (to recognise equal variants)."""
+    import inspect
+
+    from graphfuse.models.shiftgcn import ShiftGCN
+
+    bound = inspect.signature(ShiftGCN).bind(**{"num_class": 60, **kwargs})
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def discover_variants(notes_dir: Path = NOTES_DIR) -> dict[str, dict[str, Any]]:
+    """name -> ``{"kwargs": ShiftGCN kwargs, "frame_stride": k, "source": str}``.
+
+    Built-in variants first, then one per ``notes_dir/*.yaml`` (sorted by name). A notes
+    config named like a built-in variant with the same effective arguments merges into it;
+    with different arguments it gets the name ``notes:<stem>``.
+    """
+    variants = {name: {"kwargs": kw, "frame_stride": 1, "source": "built-in"}
+                for name, kw in BUILTIN_VARIANTS.items()}
+    for path in sorted(Path(notes_dir).glob("*.yaml")):
+        kwargs, stride = _notes_variant(path)
+        try:
+            eff = _effective(kwargs)
+        except TypeError as exc:  # an argument ShiftGCN does not take
+            raise ValueError(f"{path}: model.init_args.model.init_args: {exc}") from None
+        rel = os.path.relpath(path, Path(__file__).resolve().parents[1])
+        name = path.stem
+        old = variants.get(name)
+        if old is not None:
+            if old["frame_stride"] == stride and _effective(old["kwargs"]) == eff:
+                old["source"] += f" = {rel}"
+                continue
+            name = f"notes:{name}"
+        variants[name] = {"kwargs": kwargs, "frame_stride": stride, "source": rel}
+    return variants
+
+
+def _describe(spec: dict[str, Any]) -> str:
+    """The non-default constructor arguments of a variant, for ``--list-variants``."""
+    eff, base = _effective(spec["kwargs"]), _effective({})
+    diff = {k: v for k, v in eff.items() if base.get(k) != v}
+    text = ", ".join(f"{k}={v!r}" for k, v in diff.items()) or "(official)"
+    return text + (f"; frame_stride={spec['frame_stride']}" if spec["frame_stride"] != 1 else "")
+
+
+# ----------------------------------------------------------------------------------------
 def _spawn(kind: str, cfg: dict) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--_worker", json.dumps({"kind": kind, **cfg})]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -169,14 +288,60 @@ def _spawn(kind: str, cfg: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _variant_table(args: argparse.Namespace, variants: dict[str, dict[str, Any]], names: list[str]) -> None:
+    """One row per variant x frames x threads x dtype x allocator; swept settings get columns."""
+    swept = [(col, vals) for col, vals in (("threads", args.threads), ("dtype", args.dtypes),
+                                           ("allocator", args.allocator)) if len(vals) > 1]
+    fixed = [f"{col} {vals[0]}" for col, vals in (("threads", args.threads), ("dtype", args.dtypes),
+                                                  ("allocator", args.allocator)) if len(vals) == 1]
+    print(f"\nShift-GCN variants, forward + backward, batch {args.batch}, {', '.join(fixed)}, "
+          f"best of {args.steps} steps; GMAC per sample = one (1, 3, T, 25, 2) forward "
+          "(matmuls and convolutions, multiply-add = 1 MAC):\n")
+    cols = ["variant", "T", *(c for c, _ in swept),
+            "params", "GMAC/sample", "step s", "samples/s", "peak RSS GB"]
+    print("| " + " | ".join(cols) + " |")
+    print("|---|" + "---:|" + "---|" * len(swept) + "---:|" * 5)
+    for name in names:
+        spec = variants[name]
+        for frames in args.frames:
+            t = math.ceil(frames / spec["frame_stride"])
+            for threads in args.threads:
+                for dtype in args.dtypes:
+                    for alloc in args.allocator:
+                        cfg = {"frames": t, "batch": args.batch, "threads": threads, "dtype": dtype,
+                               "allocator": alloc, "steps": args.steps, "model_kwargs": spec["kwargs"],
+                               "cost": not args.no_cost}
+                        r = _spawn("model", cfg)
+                        setting = {"threads": threads, "dtype": dtype, "allocator": alloc}
+                        head = [name, str(t)] + [str(setting[c]) for c, _ in swept]
+                        if "error" in r:
+                            cells = [f"error: {r['error']}", "", "", "", ""]
+                        else:
+                            cells = [f"{r['params'] / 1e6:.3f} M" if "params" in r else "-",
+                                     f"{r['gmac']:.2f}" if "gmac" in r else "-",
+                                     f"{r['step_s']:.2f}", f"{r['samples_s']:.2f}", f"{r['peak_gb']:.2f}"]
+                        print("| " + " | ".join(head + cells) + " |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, nargs="+", default=[300, 64])
+    ap.add_argument("--frames", type=int, nargs="+", default=None,
+                    help="T of the input (default: 300 64; with --variants: 300). A notes config's "
+                         "frame_stride k gives that variant ceil(T / k) frames")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1])
-    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
-    ap.add_argument("--allocator", nargs="+", default=["default", "tuned"], choices=["default", "tuned"])
+    ap.add_argument("--dtypes", nargs="+", default=None, choices=["fp32", "bf16"],
+                    help="default: fp32 bf16; with --variants: fp32")
+    ap.add_argument("--allocator", nargs="+", default=None, choices=["default", "tuned"],
+                    help="default: default tuned; with --variants: tuned")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--variants", nargs="+", metavar="NAME",
+                    help="time these Shift-GCN variants ('all' = every one; see --list-variants) "
+                         "instead of the official model's frames/dtype/allocator sweep")
+    ap.add_argument("--list-variants", action="store_true", help="print the variants and exit")
+    ap.add_argument("--notes-dir", type=Path, default=NOTES_DIR,
+                    help="folder of the research notes' experiment configs (*.yaml)")
+    ap.add_argument("--no-cost", action="store_true", help="skip the parameter / GMAC columns")
     ap.add_argument("--skip-shift", action="store_true")
     ap.add_argument("--skip-model", action="store_true")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
@@ -185,12 +350,40 @@ def main() -> None:
         cfg = json.loads(args._worker)
         print(json.dumps(run_model(cfg) if cfg.pop("kind") == "model" else run_shift(cfg)))
         return
+    for opt in ("batch", "steps"):
+        if getattr(args, opt) < 1:
+            ap.error(f"--{opt} must be >= 1")
+    if any(t < 1 for t in args.threads) or any(f < 1 for f in args.frames or [1]):
+        ap.error("--threads and --frames must be >= 1")
+    by_variant = bool(args.variants)
+    args.frames = args.frames or ([300] if by_variant else [300, 64])
+    args.dtypes = args.dtypes or (["fp32"] if by_variant else ["fp32", "bf16"])
+    args.allocator = args.allocator or (["tuned"] if by_variant else ["default", "tuned"])
+
+    variants: dict[str, dict[str, Any]] = {}
+    names: list[str] = []
+    if by_variant or args.list_variants:
+        variants = discover_variants(args.notes_dir)
+    if args.list_variants:
+        for name, spec in variants.items():
+            print(f"{name:28s} {_describe(spec)}  [{spec['source']}]")
+        return
+    if by_variant:
+        if "all" in args.variants:
+            names = list(variants)
+        else:
+            unknown = [n for n in args.variants if n not in variants]
+            if unknown:
+                ap.error(f"unknown variant(s) {unknown}; known: all, {', '.join(variants)}")
+            names = list(dict.fromkeys(args.variants))
 
     import torch
 
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, python {platform.python_version()}")
-    if not args.skip_model:
+    if by_variant and not args.skip_model:
+        _variant_table(args, variants, names)
+    elif not args.skip_model:
         print("\n| frames | batch | threads | dtype | allocator | step s | samples/s | peak RSS GB |")
         print("|---:|---:|---:|---|---|---:|---:|---:|")
         for frames in args.frames:
