@@ -24,6 +24,7 @@ __all__ = [
     "atomic_path",
     "atomic_open",
     "write_json",
+    "read_json_dict",
     "write_text",
     "save_npy",
     "open_npy_memmap",
@@ -63,6 +64,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         yield fh
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def read_json_dict(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when the file is missing, unreadable or not an object
+    (for files another process may be writing or may never have written, e.g. a run's summary)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

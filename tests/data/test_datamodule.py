@@ -12,36 +12,18 @@ import numpy as np
 import pytest
 import torch
 
+from _prepared import write_prepared as _write_prepared
+
 from graphfuse.data.datamodule import SkeletonDataModule, stratified_holdout
 from graphfuse.data.skeleton import EpochSeededSampler, compute_stream
 
 C, T, V, M = 3, 300, 25, 2
 
 
-def write_prepared(
-    root: Path, n_train: int = 20, n_test: int = 6, num_class: int = 4
-) -> dict[str, np.ndarray]:
-    """A tiny prepared directory in the meta.json format (N ~ 20, T = 300)."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    splits, arrays = {}, {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        x = rng.standard_normal((n, C, T, V, M)).astype(np.float32)
-        np.save(root / f"{split}_joint.npy", x)
-        arrays[split] = x
-        splits[split] = {
-            "files": {"joint": f"{split}_joint.npy"},
-            "samples": [f"{split}{i:03d}" for i in range(n)],
-            "labels": [i % num_class for i in range(n)],
-            "num_frames": [30 + 13 * i for i in range(n)],
-        }
-    meta = {
-        "format_version": 1, "dataset": "ntu", "benchmark": "tiny", "num_class": num_class,
-        "layout": "N C T V M", "max_frame": T, "num_joint": V, "num_person": M,
-        "streams": ["joint"], "splits": splits, "counts": {}, "skipped": [],
-    }
-    (root / "meta.json").write_text(json.dumps(meta))
-    return arrays
+def write_prepared(root: Path, n_train: int = 20, n_test: int = 6, num_class: int = 4) -> dict[str, np.ndarray]:
+    """A tiny prepared directory (N ~ 20, T = 300)."""
+    return _write_prepared(root, n_train=n_train, n_test=n_test, num_class=num_class,
+                           name=lambda split, i: f"{split}{i:03d}", num_frames=lambda i: 30 + 13 * i)
 
 
 # ------------------------------------------------------------------------ stratified hold-out

@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from _prepared import write_prepared as _write_prepared
+
 from graphfuse.data.skeleton import (
     EpochSeededSampler,
     SkeletonDataset,
@@ -24,36 +26,15 @@ C, T, V, M = 3, 300, 25, 2
 
 
 def write_prepared(
-    root: Path,
-    n_train: int = 6,
-    n_test: int = 4,
-    num_class: int = 3,
-    seed: int = 0,
+    root: Path, n_train: int = 6, n_test: int = 4, num_class: int = 3, seed: int = 0,
     extra_files: dict | None = None,
 ) -> tuple[Path, dict[str, np.ndarray]]:
-    """Write a tiny prepared directory in the meta.json format; return (dir, arrays)."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    splits, arrays = {}, {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        x = rng.standard_normal((n, C, T, V, M)).astype(np.float32)
-        np.save(root / f"{split}_joint.npy", x)
-        arrays[split] = x
-        splits[split] = {
-            "files": {"joint": f"{split}_joint.npy"},
-            "samples": [f"S001C001P{split[:2]}{i:03d}A001" for i in range(n)],
-            "labels": [i % num_class for i in range(n)],
-            "num_frames": [T - 7 * i for i in range(n)],
-        }
-    for (split, stream), fname in (extra_files or {}).items():
-        splits[split]["files"][stream] = fname
-    meta = {
-        "format_version": 1, "dataset": "ntu", "benchmark": "tiny", "num_class": num_class,
-        "layout": "N C T V M", "max_frame": T, "num_joint": V, "num_person": M,
-        "streams": ["joint"], "splits": splits,
-        "counts": {"train": n_train, "test": n_test}, "skipped": [],
-    }
-    (root / "meta.json").write_text(json.dumps(meta))
+    """A tiny prepared directory; returns (dir, arrays)."""
+    arrays = _write_prepared(
+        root, n_train=n_train, n_test=n_test, num_class=num_class, seed=seed, extra_files=extra_files,
+        name=lambda split, i: f"S001C001P{split[:2]}{i:03d}A001", num_frames=lambda i: T - 7 * i,
+        counts={"train": n_train, "test": n_test},
+    )
     return root, arrays
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from graphfuse.io import atomic_path, write_text
+from graphfuse.io import atomic_path, read_json_dict, write_text
 
 from .spec import DEFAULT_METRICS, DEFAULT_SELECT, SUMMARY_FIELDS
 from .stats import Difference, compare_to_baseline, mean_std
@@ -137,14 +137,6 @@ def metric_value(summary: dict[str, Any], metric: str) -> float | None:
         return None
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _read_curve(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -160,7 +152,7 @@ def _load_run(
     variant: str, seed: int, run_dir: Path, metrics: list[str], status: dict[str, Any], live: bool = True
 ) -> RunRecord:
     entry = status.get(f"{variant}/seed{seed}") or {}
-    summary = _read_json(run_dir / "summary.json") or {}
+    summary = read_json_dict(run_dir / "summary.json") or {}
     finished = bool(((summary.get("test") or {}).get("metrics")))
     rec = RunRecord(variant, seed, run_dir, "done" if finished else "missing", log=entry.get("log"))
     if finished:
@@ -203,7 +195,7 @@ def collect_study(
     spec: dict[str, Any] = {}
     if (study_dir / "study.yaml").is_file():
         spec = yaml.safe_load((study_dir / "study.yaml").read_text(encoding="utf-8")) or {}
-    status = (_read_json(study_dir / "status.json") or {}).get("runs") or {}
+    status = (read_json_dict(study_dir / "status.json") or {}).get("runs") or {}
     from .runner import study_locked
 
     live = study_locked(study_dir)

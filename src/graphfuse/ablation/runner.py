@@ -48,7 +48,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from graphfuse.io import write_json, write_text
+from graphfuse.io import read_json_dict, write_json, write_text
 
 from .spec import AblationSpec, ConfigCheck, SpecError, check_config, override_args
 
@@ -102,18 +102,10 @@ def run_dir_of(root: str | Path, study: str, variant: str, seed: int) -> Path:
     return Path(root) / study / variant / f"seed{seed}"
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def is_finished(run_dir: str | Path) -> bool:
     """A run is finished when its ``summary.json`` holds test metrics (fit, then test at the
     selected epoch)."""
-    summary = _read_json(Path(run_dir) / "summary.json")
+    summary = read_json_dict(Path(run_dir) / "summary.json")
     test = (summary or {}).get("test") or {}
     return bool(isinstance(test, dict) and test.get("metrics"))
 
@@ -133,7 +125,7 @@ def run_state(run_dir: str | Path) -> str:
 
 def read_status(study_dir: str | Path) -> dict[str, Any]:
     """``status.json`` of a study (``{"runs": {}}`` when absent)."""
-    data = _read_json(Path(study_dir) / STATUS_FILE)
+    data = read_json_dict(Path(study_dir) / STATUS_FILE)
     if data is None:
         return {"runs": {}}
     data.setdefault("runs", {})
