@@ -15,6 +15,7 @@ import torch
 import yaml
 from torch import nn
 
+from _random_weights import randomise as _randomise
 from graphfuse.layers.excitation import ActionExcitation, MotionExcitation
 from graphfuse.models.shiftgcn import (
     ExcitationPaths,
@@ -53,18 +54,6 @@ def _exc_params(kinds, units, r: int = 16) -> int:
 def _tcn_params(c: int) -> int:
     # bn, bn2 (2C each), shift_in/out xpos+ypos (2C each), temporal_linear C*C + C
     return c * c + 9 * c
-
-
-def _randomise(module: nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-        for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=g))
-            elif name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g))
 
 
 def _n_params(m: nn.Module) -> int:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _random_weights import randomise as _randomise
 from graphfuse.graphs import ntu25
 from graphfuse.layers.shift import NaiveShift, Shift
 from graphfuse.models.shiftgcn import (
@@ -39,18 +40,6 @@ VARIANTS = [
     ({"spatial_shift": "local", "temporal_shift": "naive", "temporal_pointwise": "depthwise_separable"},
      691_699, 272),
 ]
-
-
-def _randomise(module: nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, p in module.named_parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-        for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=g))
-            elif name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g))
 
 
 def _bn(x, bn: nn.modules.batchnorm._BatchNorm):
