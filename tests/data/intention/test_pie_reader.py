@@ -57,7 +57,7 @@ def test_boxes_behaviour_attributes():
     assert occ == [353, 66, 18]
     assert all((p.behavior["gesture"] == 0).all() for p in allp)
     a = t.attributes
-    assert a == {"age": 2, "critical_point": 1402, "crossing": 1, "crossing_point": 1405,
+    assert a == {"age": 3, "critical_point": 1402, "crossing": 1, "crossing_point": 1405,
                  "exp_start_point": 1359, "gender": 1, "intention_prob": 1.0,
                  "intersection": 4, "num_lanes": 2, "signalized": 3, "traffic_direction": 1}
     assert v.pedestrians["5_2_1750"].attributes["crossing"] == -1

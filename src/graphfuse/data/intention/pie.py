@@ -27,7 +27,9 @@ PIE_LABEL_MAP: dict[str, dict[str, int]] = {
                 "nod": 4, "other": 5},
     "cross": {"not-crossing": 0, "crossing": 1, "crossing-irrelevant": -1},
     "crossing": {"not-crossing": 0, "crossing": 1, "irrelevant": -1},
-    "age": {"child": 0, "adult": 1, "senior": 2},
+    "age": {"child": 0, "young": 1, "adult": 2, "senior": 3},
+    "designated": {"ND": 0, "D": 1},
+    "motion_direction": {"n/a": 0, "LAT": 1, "LONG": 2},
     "gender": {"n/a": 0, "female": 1, "male": 2},
     "signalized": {"n/a": 0, "C": 1, "S": 2, "CS": 3},
     "traffic_direction": {"OW": 0, "TW": 1},
@@ -193,8 +195,12 @@ def read_pie_video(root: str | Path, set_id: str, video_id: str) -> PIEVideo:
     attrs = read_pie_attributes(
         root / "annotations_attributes" / set_id / f"{video_id}_attributes.xml")
     video.obd = read_pie_obd(root / "annotations_vehicle" / set_id / f"{video_id}_obd.xml")
+    missing = sorted(set(video.pedestrians) - set(attrs))
+    if missing:  # the official generate_database fails on these too (KeyError)
+        raise ValueError(f"{root / 'annotations_attributes' / set_id / (video_id + '_attributes.xml')}: "
+                         f"no <pedestrian> entry for annotated pedestrian(s) {missing[:5]}")
     for pid, track in video.pedestrians.items():
-        track.attributes = attrs.get(pid, {})
+        track.attributes = attrs[pid]
     return video
 
 
