@@ -8,6 +8,8 @@ from .excitation import (
     TemporalShiftConv,
     action_state_dict_from_official,
 )
+from .decoupling_gcn import DecouplingGCN
+from .fusion import CrossAttention, GatedFusion, NodeExpansion, VelocityEncoder
 from .shift import (
     NaiveShift,
     Shift,
@@ -19,8 +21,15 @@ from .shift import (
     spatial_shift_scale,
     temporal_shift,
 )
+from .temporal_attention import TemporalTransformer
 
 __all__ = [
+    "CrossAttention",
+    "DecouplingGCN",
+    "GatedFusion",
+    "NodeExpansion",
+    "TemporalTransformer",
+    "VelocityEncoder",
     "ActionExcitation",
     "ChannelExcitation",
     "MotionExcitation",
