@@ -14,7 +14,7 @@ import torch
 
 from .io import atomic_path
 
-__all__ = ["convert_shiftgcn", "wrap_state_dict"]
+__all__ = ["convert_pedgraph", "convert_shiftgcn", "wrap_state_dict"]
 
 
 def wrap_state_dict(state_dict: dict[str, torch.Tensor], prefix: str = "model.", **info: object) -> dict:
@@ -56,6 +56,50 @@ def convert_shiftgcn(input_path: str | Path, output_path: str | Path) -> Path:
         model="graphfuse.models.ShiftGCN",
         num_class=num_class,
     )
+    with atomic_path(output_path, suffix=".ckpt") as tmp:
+        torch.save(ckpt, tmp)
+    return output_path
+
+
+def convert_pedgraph(input_path: str | Path, output_path: str | Path, flags: str | None = None) -> Path:
+    """Official PedGraph+ ``weigths/<dataset>-23-<flags>/best.pth`` -> graphfuse checkpoint.
+
+    The file is read with ``torch.load(weights_only=True)``.  The configuration (pose channels,
+    image / velocity branches, image channels, classes) is read from the keys and shapes; the
+    modality flags (``I`` image, ``V`` velocity, ``S`` segmentation channel, ``F`` forecast,
+    ``T`` time crop, suffix ``-h2d`` for 2D pose) come from ``flags`` or, when ``None``, from
+    the name of the file's directory if it is an official logdir name (``pie-23-IVSFT``), and
+    must agree with the weights.  The model is a :class:`graphfuse.models.PedGraph` with
+    ``official_image_gate_bug=True`` (the official forward), loaded with ``strict=True``.
+
+    The checkpoint's ``graphfuse`` entry records ``model_init`` (the constructor arguments)
+    and the flags; ``F`` and ``T`` are data settings (30 forecast frames, time crop), not
+    model ones.
+    """
+    from .models.pedgraph import PedGraph, load_official_state_dict, official_config, parse_official_flags
+
+    input_path, output_path = Path(input_path), Path(output_path)
+    if flags is None:
+        try:
+            parsed = parse_official_flags(input_path.parent.name)
+            flags = input_path.parent.name if parsed["dataset"] is not None else None
+        except ValueError:
+            flags = None  # not an official logdir name: keys and shapes only
+    init = official_config(input_path, flags=flags)
+    model = load_official_state_dict(PedGraph(**init), input_path)
+    info: dict[str, object] = {
+        "converted_from": str(input_path),
+        "model": "graphfuse.models.PedGraph",
+        "model_init": init,
+        "num_class": init["num_class"],
+    }
+    if flags is not None:
+        parsed = parse_official_flags(flags)
+        info["official_flags"] = parsed["flags"]
+        info["dataset"] = parsed["dataset"]
+        info["forecast"] = parsed["forecast"]
+        info["time_crop"] = parsed["time_crop"]
+    ckpt = wrap_state_dict({k: v.detach().clone() for k, v in model.state_dict().items()}, **info)
     with atomic_path(output_path, suffix=".ckpt") as tmp:
         torch.save(ckpt, tmp)
     return output_path
