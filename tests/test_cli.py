@@ -165,9 +165,11 @@ def test_prepare_ntu_command(synthetic_ntu, tmp_path, capsys):
     for split in ("train", "test"):
         np.testing.assert_array_equal(np.load(out / f"{split}_joint.npy"),
                                       np.load(Path(synthetic_ntu) / f"{split}_joint.npy"))
-    with pytest.raises(FileNotFoundError, match="no-such-dir"):
-        main(["prepare", "ntu", "--root", str(tmp_path / "no-such-dir"), "--out", str(tmp_path / "x"),
-              "--benchmark", "ntu60-xsub"])
+    # bad input: one line naming the path, exit status 2, no traceback
+    assert main(["prepare", "ntu", "--root", str(tmp_path / "no-such-dir"), "--out", str(tmp_path / "x"),
+                 "--benchmark", "ntu60-xsub"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-dir" in err and err.startswith("graphfuse prepare: error:") and "Traceback" not in err
 
 
 def test_every_shipped_study_validates_and_dry_runs(tmp_path, capsys):

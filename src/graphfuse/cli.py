@@ -2,8 +2,9 @@
 
 * ``graphfuse fit|validate|test|predict -c CONFIG [--dotted.key=value ...]`` - LightningCLI.
   ``fit`` trains, then tests the best checkpoint (``--run.test_after_fit false`` to skip).
-* ``graphfuse prepare ntu|ntu-official|synthetic-ntu ...`` - dataset preparation.
-* ``graphfuse convert shiftgcn IN.pt OUT.ckpt`` - wrap official weights into a checkpoint.
+* ``graphfuse prepare ntu|ntu-official|synthetic-ntu|pie|jaad|synthetic-pie ...`` - dataset
+  preparation.
+* ``graphfuse convert shiftgcn|pedgraph IN OUT.ckpt`` - wrap official weights into a checkpoint.
 * ``graphfuse ensemble RUN_DIR... [--weights W,...] [--softmax] [--out DIR]`` - fuse runs' scores.
 * ``graphfuse info -c CONFIG [--key=value ...] [--frames T]`` - parameters, buffers, FLOPs.
 * ``graphfuse ablate SPEC.yaml`` / ``graphfuse report runs/<study>`` - ablation studies.
@@ -53,11 +54,55 @@ def _tools_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--workers", type=int, default=None)
 
+    for name, helptext in (("pie", "PIE crossing sequences from the original annotation XML"),
+                           ("jaad", "JAAD crossing sequences from the original annotation XML"),
+                           ("synthetic-pie", "generate and prepare the synthetic PIE-format dataset")):
+        ip = psub.add_parser(name, help=helptext)
+        if name == "synthetic-pie":
+            ip.add_argument("--out", required=True, help="output directory (raw files go to OUT/raw)")
+            ip.add_argument("--seed", type=int, default=0)
+        else:
+            ip.add_argument("--root", required=True,
+                            help="dataset folder holding annotations/, annotations_attributes/, ...")
+            ip.add_argument("--out", required=True, help="output directory (arrays + meta.json)")
+            ip.add_argument("--poses", default=None,
+                            help="pose folder (see docs/data_intention.md); without it no pose.npy is written")
+            ip.add_argument("--pose-format", default="coco", choices=["coco", "openpose", "pab", "pedgraph"])
+            ip.add_argument("--pose-min-iou", type=float, default=0.3,
+                            help="minimum IoU between a detection and the pedestrian box (default 0.3)")
+            ip.add_argument("--pose-fill", default="interpolate", choices=["interpolate", "hold", "zero"],
+                            help="how frames without a matched detection are filled (the mask keeps them apart)")
+            ip.add_argument("--on-missing-pose", default="raise", choices=["raise", "skip"],
+                            help="a video without a pose file: stop (default) or skip it and list it in meta.json")
+            ip.add_argument("--images", default=None,
+                            help="extracted frames (images/<set>/<video>/%%05d.png) for pedestrian crops")
+            ip.add_argument("--overwrite", action="store_true", help="replace an existing prepared folder")
+        if name == "jaad":
+            ip.add_argument("--sample-type", default="beh", choices=["beh", "all"],
+                            help="beh: pedestrians with behaviour tags; all: every pedestrian (JAAD_all)")
+            ip.add_argument("--subset", default="default", choices=["default", "high_visibility", "all_videos"])
+        ip.add_argument("--obs-length", type=int, default=16, help="observed frames (benchmark 16; PedGraph+ 32)")
+        ip.add_argument("--tte", type=int, nargs=2, default=(30, 60), metavar=("MIN", "MAX"),
+                        help="time to event range in frames (default 30 60)")
+        ip.add_argument("--overlap", type=float, default=None, help="window overlap (default PIE 0.6, JAAD 0.8)")
+        ip.add_argument("--min-track-size", type=int, default=None, help="default obs-length + 60")
+        ip.add_argument("--balance", default="off", choices=["off", "tracks", "samples"],
+                        help="balance the train split by dropping majority-class tracks or windows, as "
+                        "balance_samples_count of the official PIE/JAAD interfaces (default off)")
+        if name != "synthetic-pie":
+            ip.add_argument("--splits", default="train,val,test",
+                            help="comma-separated splits to prepare (e.g. test for a partial download)")
+
     conv = sub.add_parser("convert", help="convert official released weights")
     csub = conv.add_subparsers(dest="model", required=True)
     sg = csub.add_parser("shiftgcn", help="official Shift-GCN .pt -> graphfuse checkpoint")
     sg.add_argument("input", help="official state dict (.pt, e.g. ntu_ShiftGCN_joint_xsub.pt)")
     sg.add_argument("output", help="checkpoint to write (.ckpt)")
+    pg = csub.add_parser("pedgraph", help="official Pedestrian Graph+ best.pth -> graphfuse checkpoint")
+    pg.add_argument("input", help="weigths/<dataset>-23-<flags>/best.pth of Pedestrian_graph_plus")
+    pg.add_argument("output", help="checkpoint to write (.ckpt)")
+    pg.add_argument("--flags", default=None,
+                    help="modality flags of the run, e.g. IVSFT or IVSFT-h2d (default: from the folder name)")
 
     ens = sub.add_parser("ensemble", help="fuse the test scores of several runs, matched by sample id")
     ens.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or their scores.npz)")
@@ -76,6 +121,15 @@ def _tools_parser() -> argparse.ArgumentParser:
 
 
 def _tools_main(argv: list[str]) -> int:
+    """Tools report bad input (missing or malformed files, bad options) in one line, exit 2."""
+    try:
+        return _run_tool(argv)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
+        print(f"graphfuse {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_tool(argv: list[str]) -> int:
     parser = _tools_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "info":  # only `info` passes config overrides through
@@ -94,16 +148,22 @@ def _tools_main(argv: list[str]) -> int:
             from .data.ntu import import_official_dir
 
             result = import_official_dir(args.root, args.out, args.benchmark)
-        else:
+        elif args.dataset == "synthetic-ntu":
             from .data.synthetic.ntu import prepare_synthetic_ntu
 
             result = prepare_synthetic_ntu(args.out, seed=args.seed, workers=args.workers)
+        else:
+            _print_intention(_prepare_intention(args), args.out)
+            return 0
         _print_prepared(result, args.out)
         return 0
     if args.command == "convert":
-        from .convert import convert_shiftgcn
+        from .convert import convert_pedgraph, convert_shiftgcn
 
-        out = convert_shiftgcn(args.input, args.output)
+        if args.model == "pedgraph":
+            out = convert_pedgraph(args.input, args.output, flags=args.flags)
+        else:
+            out = convert_shiftgcn(args.input, args.output)
         print(f"wrote {out}")
         return 0
     if args.command == "ensemble":
@@ -121,6 +181,38 @@ def _tools_main(argv: list[str]) -> int:
                   persons=args.persons)
         return 0
     raise AssertionError(args.command)
+
+
+def _prepare_intention(args: argparse.Namespace) -> dict:
+    common = dict(obs_length=args.obs_length, time_to_event=tuple(args.tte), overlap=args.overlap,
+                  min_track_size=args.min_track_size,
+                  balance=False if args.balance == "off" else args.balance)
+    if args.dataset == "synthetic-pie":
+        from .data.synthetic.pie import prepare_synthetic_pie
+
+        return prepare_synthetic_pie(args.out, seed=args.seed, **common)
+    from .data.intention.prepare import prepare_intention
+
+    extra = dict(sample_type=args.sample_type, subset=args.subset) if args.dataset == "jaad" else {}
+    return prepare_intention(
+        args.dataset, args.root, args.out, poses=args.poses, pose_format=args.pose_format,
+        pose_min_iou=args.pose_min_iou, pose_fill=args.pose_fill, images=args.images,
+        on_missing_pose=args.on_missing_pose, overwrite=args.overwrite,
+        splits=tuple(s for s in args.splits.split(",") if s), **extra, **common)
+
+
+def _print_intention(meta: dict, out: str) -> None:
+    print(f"prepared {meta.get('dataset', '?')} crossing sequences in {out}")
+    for split, c in (meta.get("splits") or {}).items():
+        print(f"  {split:5s} {c['samples']:6d} samples ({c['positive']} crossing, {c['negative']} not; "
+              f"{c['irrelevant']} of them irrelevant), {c['tracks']} tracks, {c['pedestrians']} pedestrians")
+    pose = meta.get("pose")
+    if pose:
+        print(f"  poses: {pose.get('matched_frames')} matched frames, {pose.get('missing_frames')} filled "
+              f"({pose.get('fill')})")
+    for reason, ids in (meta.get("skipped") or {}).items():
+        if ids:
+            print(f"  skipped ({reason}): {len(ids)}, e.g. {ids[0]} (listed in meta.json)")
 
 
 def _print_prepared(meta: dict, out: str) -> None:
@@ -142,8 +234,8 @@ training (LightningCLI; `graphfuse fit --help` for all options):
   test       -c CONFIG --ckpt_path CKPT
   predict    -c CONFIG --ckpt_path CKPT
 tools:
-  prepare    ntu | ntu-official | synthetic-ntu   (`graphfuse prepare --help`)
-  convert    shiftgcn IN.pt OUT.ckpt
+  prepare    ntu | ntu-official | synthetic-ntu | pie | jaad | synthetic-pie   (`graphfuse prepare --help`)
+  convert    shiftgcn IN.pt OUT.ckpt | pedgraph best.pth OUT.ckpt [--flags IVSFT]
   ensemble   RUN_DIR... [--weights 0.6,0.6,0.4,0.4] [--softmax] [--out DIR]   fuse scores by sample id
   info       -c CONFIG [--key=value ...] [--frames T]   parameters, buffers, FLOPs per sample
 studies:

@@ -218,11 +218,10 @@ def prepare_intention(
 
     source = None
     if poses is not None:
-        try:
-            from .poses import PoseSource
-        except ImportError as exc:  # helper module not present in this checkout
-            raise ImportError("poses requested but graphfuse.data.intention.poses "
-                              f"(PoseSource) is not available: {exc}") from exc
+        from .poses import PoseSource
+
+        if not Path(poses).exists():  # a mistyped folder must not turn into "every video skipped"
+            raise FileNotFoundError(f"pose folder not found: {poses}")
         source = PoseSource(poses, fmt=pose_format, dataset=dataset, min_iou=pose_min_iou,
                             fill=pose_fill)
     cropper = None
