@@ -26,3 +26,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def synthetic_pie(tmp_path_factory):
+    """Prepared synthetic PIE (default size: 948 / 288 / 468 train / val / test windows of 16
+    frames), generated as PIE-layout XML + COCO pose JSON and prepared through the real PIE
+    pipeline (once per test session)."""
+    from graphfuse.data.synthetic.pie import prepare_synthetic_pie
+
+    out = tmp_path_factory.mktemp("synthetic-pie")
+    prepare_synthetic_pie(out, seed=0)
+    return out

@@ -145,9 +145,14 @@ def test_every_shipped_config_parses(capsys):
             main(["fit", "-c", str(cfg), "--print_config"])
         assert exc.value.code in (0, None), cfg
         resolved = yaml.safe_load(capsys.readouterr().out)
-        assert resolved["model"]["class_path"] == "graphfuse.tasks.ActionRecognition", cfg
+        task = resolved["model"]["class_path"]
         inner = resolved["model"]["init_args"]["model"]["init_args"]
-        assert inner["num_class"] == resolved["model"]["init_args"]["num_class"], cfg
+        if task == "graphfuse.tasks.ActionRecognition":
+            assert inner["num_class"] == resolved["model"]["init_args"]["num_class"], cfg
+        else:
+            assert task == "graphfuse.tasks.CrossingIntention", cfg
+            labels = resolved["data"]["init_args"]["labels"]
+            assert inner["num_class"] == {"three": 3, "binary": 2}[labels], cfg
 
 
 def test_prepare_synthetic_and_usage(tmp_path, capsys):

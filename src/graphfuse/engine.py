@@ -12,7 +12,22 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-__all__ = ["GraphfuseCLI", "RunOptions", "import_components"]
+__all__ = ["GraphfuseCLI", "RunOptions", "import_components", "task_monitor", "DEFAULT_MONITOR"]
+
+#: Selection metric of a task that declares none (``ActionRecognition``): maximised.
+DEFAULT_MONITOR = "val/top1"
+
+
+def task_monitor(task: Any) -> str:
+    """The model-selection metric of a task (instance or class): its ``monitor`` attribute
+    (e.g. ``CrossingIntention.monitor = "val/balanced_acc"``), else :data:`DEFAULT_MONITOR`.
+    Always maximised (checkpoint ``mode="max"``)."""
+    monitor = getattr(task, "monitor", None)
+    if monitor is None:
+        return DEFAULT_MONITOR
+    if not isinstance(monitor, str) or not monitor.startswith("val/"):
+        raise ValueError(f"{type(task).__name__}.monitor must be a 'val/<metric>' name, got {monitor!r}")
+    return monitor
 
 
 @dataclass
@@ -68,7 +83,8 @@ class GraphfuseCLI(LightningCLI):
             type=str,
             default="holdout",
             choices=["holdout", "official"],
-            help="model selection: 'holdout' (validation split carved from train; default) or "
+            help="model selection: 'holdout' (a validation split: carved from train, or the dataset's own "
+            "validation split; default) or "
             "'official' (best epoch on the test split, as the reference code; labelled in every output)",
         )
 
@@ -127,12 +143,14 @@ class GraphfuseCLI(LightningCLI):
         )
         callbacks = list(self._get(self.config_init, "trainer", default={}).get("callbacks") or [])
         ckpt_dir = run_dir / "checkpoints"
+        # The task names its selection metric (e.g. val/balanced_acc for crossing intention).
+        monitor = task_monitor(self.model)
         # Two checkpoints: the best epoch on the selection split, and the end of every epoch
         # (saved at train-epoch end, after RunArtifacts has recorded the epoch's metrics, so
         # a resumed run has them). Lightning's `save_last` only writes when a best is saved.
         callbacks.append(
             ModelCheckpoint(
-                dirpath=ckpt_dir, filename="best", monitor="val/top1", mode="max", save_top_k=1,
+                dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1,
                 auto_insert_metric_name=False, enable_version_counter=False,
             )
         )
@@ -142,7 +160,7 @@ class GraphfuseCLI(LightningCLI):
                 enable_version_counter=False,
             )
         )
-        callbacks.append(RunArtifacts(run_dir, protocol=cfg.protocol))
+        callbacks.append(RunArtifacts(run_dir, protocol=cfg.protocol, monitor=monitor))
         # Save the resolved config for a new run only; a resumed or re-evaluated run keeps its own.
         if (run_dir / "config.yaml").exists():
             self.save_config_callback = None  # type: ignore[assignment]
@@ -187,3 +205,4 @@ def import_components() -> None:
     """Import every model, task and datamodule so short class names resolve in configs."""
     from . import models, tasks  # noqa: F401
     from .data import datamodule  # noqa: F401
+    from .data.intention import datamodule as _intention_datamodule  # noqa: F401

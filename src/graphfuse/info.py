@@ -17,10 +17,12 @@ the skeleton-recognition literature usually quotes "FLOPs" (see ``docs/models_sh
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +35,7 @@ __all__ = [
     "build_model",
     "network_of",
     "input_shape_for",
+    "observed_frames",
     "format_cost",
     "info_main",
     "add_info_arguments",
@@ -102,12 +105,15 @@ def count_flops(module: nn.Module, *inputs: Any) -> tuple[int, dict[str, int], d
     return int(counter.get_total_flops()), by_op, by_child
 
 
-def model_cost(module: nn.Module, input_shape: Sequence[int]) -> ModelCost:
+def model_cost(module: nn.Module, input_shape: Sequence[int] | None = None,
+               inputs: Sequence[torch.Tensor | None] | None = None) -> ModelCost:
     """Parameter and buffer counts of ``module`` and its FLOPs for a zero-free random input.
 
     The module is put in eval mode (BatchNorm uses running statistics; its training mode
     is restored afterwards). ``input_shape`` includes the batch dimension (use 1 for "per
-    sample").
+    sample"). Models with several inputs (PedGraph: pose, velocity, image) pass ``inputs``
+    instead (e.g. ``network.example_inputs(1, frames)``); ``input_shape`` then records the
+    first input's shape.
     """
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
@@ -117,11 +123,18 @@ def model_cost(module: nn.Module, input_shape: Sequence[int]) -> ModelCost:
     param = next(module.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    x = torch.randn(*input_shape, device=device, dtype=dtype, generator=torch.Generator(device).manual_seed(0))
+    if inputs is None:
+        if input_shape is None:
+            raise ValueError("model_cost needs input_shape or inputs")
+        gen = torch.Generator(device).manual_seed(0)
+        inputs = (torch.randn(*input_shape, device=device, dtype=dtype, generator=gen),)
+    else:
+        inputs = tuple(t.to(device) if t is not None else None for t in inputs)
+        input_shape = tuple(inputs[0].shape)
     was_training = module.training
     module.eval()
     try:
-        flops, by_op, by_child = count_flops(module, x)
+        flops, by_op, by_child = count_flops(module, *inputs)
     finally:
         module.train(was_training)
     return ModelCost(tuple(int(s) for s in input_shape), int(trainable), int(frozen), int(buffers),
@@ -192,6 +205,17 @@ def _data_init(config: Any) -> dict[str, Any]:
     if init is None:
         return {}
     return dict(vars(init)) if not isinstance(init, dict) else dict(init)
+
+
+def observed_frames(config: Any) -> int:
+    """Observation length of an intention config's data: ``options.obs_length`` of the prepared
+    ``meta.json`` when the data exists, else 16 for synthetic data (prepared with the
+    benchmark's default) and 32 (the PedGraph+ recipe) otherwise."""
+    data_dir = _data_init(config).get("data_dir")
+    meta = Path(str(data_dir)) / "meta.json" if data_dir else None
+    if meta is not None and meta.is_file():
+        return int(json.loads(meta.read_text())["options"]["obs_length"])
+    return 16 if _data_init(config).get("synthetic") else 32
 
 
 def input_shape_for(
@@ -277,8 +301,11 @@ def info_main(
     """``graphfuse info``: build the config's model, print its cost, return it."""
     task, cfg = build_model(config, overrides)
     net = network_of(task)
-    shape = input_shape_for(net, cfg, frames, channels, joints, persons)
-    cost = model_cost(net, shape)
+    if hasattr(net, "example_inputs"):  # multi-input models (PedGraph: pose, velocity, image)
+        cost = model_cost(net, inputs=net.example_inputs(1, frames or observed_frames(cfg)))
+    else:
+        shape = input_shape_for(net, cfg, frames, channels, joints, persons)
+        cost = model_cost(net, shape)
     print(format_cost(cost, title=f"{type(net).__name__} from {', '.join(map(str, config))}"))
     return cost
 

@@ -8,9 +8,9 @@ Layout (see ``DESIGN.md``)::
         checkpoints/last.ckpt   end of the last finished epoch (resume point)
         metrics.csv             one row per epoch: train and val metrics, lr
         events.out.tfevents.*   TensorBoard
-        curves.png              loss and accuracy per epoch, train and val
+        curves.png              loss and the selection metric per epoch, train and val
         summary.json            final metrics, best epoch, protocol
-        scores.npz              per-sample test scores keyed by sample name
+        scores.npz              per-sample test scores keyed by sample name (+ task extras)
         confusion_test.png      test confusion matrix
 
 An existing run is never overwritten; ``--ckpt_path last`` resumes the newest version.
@@ -38,8 +38,8 @@ __all__ = ["resolve_run_dir", "RunArtifacts", "PROTOCOLS", "read_metrics_csv"]
 #: Model-selection protocols. ``official`` reproduces kchengiva/Shift-GCN, which evaluates
 #: on the test split every epoch and reports the best epoch (optimistic).
 PROTOCOLS = {
-    "holdout": "model selected on a held-out validation split of the training data; "
-    "test metrics reported at the selected epoch",
+    "holdout": "model selected on a validation split (held out from the training data, or the dataset's "
+    "official validation split, e.g. PIE set05/06); test metrics reported at the selected epoch",
     "official": "OFFICIAL PROTOCOL: model selected on the TEST split (best-on-test epoch, as the reference "
     "code does); test numbers are optimistically biased and the 'val' metrics are test-split metrics",
 }
@@ -119,7 +119,9 @@ class RunArtifacts(L.Callback):
     Args:
         run_dir: the run directory.
         protocol: ``"holdout"`` or ``"official"`` (see :data:`PROTOCOLS`); written into every output.
-        monitor: the selection metric (``val/top1``), maximised.
+        monitor: the selection metric, maximised: the task's ``monitor`` (``val/top1`` for
+            action recognition, ``val/balanced_acc`` for crossing intention); recorded in
+            ``summary.json`` and plotted in ``curves.png``.
     """
 
     def __init__(self, run_dir: str | Path, protocol: str = "holdout", monitor: str = "val/top1") -> None:
@@ -186,9 +188,15 @@ class RunArtifacts(L.Callback):
             ids = np.asarray([names[i] for i in index])
         else:
             ids = np.asarray([str(i) for i in index])
+        # Further per-sample arrays a task provides (e.g. class probabilities) go in as well.
+        extra = {
+            k: v.numpy() for k, v in results.items()
+            if k not in ("index", "scores", "labels", "confusion", "names", "protocol")
+            and isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == len(ids)
+        }
         with atomic_path(self.run_dir / "scores.npz", suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, names=ids, scores=scores, labels=labels, protocol=np.asarray(self.protocol))
+                np.savez(fh, names=ids, scores=scores, labels=labels, protocol=np.asarray(self.protocol), **extra)
         self._plot_confusion(results["confusion"].numpy())
         ckpt = getattr(trainer, "ckpt_path", None)
         self._write_summary(
@@ -280,7 +288,9 @@ class RunArtifacts(L.Callback):
         import matplotlib.pyplot as plt
 
         epochs = [r["epoch"] for r in self.rows]
-        panels = [("loss", "loss"), ("top1", "top-1 accuracy")]
+        # The second panel shows the selection metric (val/top1 -> train/top1 and val/top1).
+        sel = self.monitor.split("/", 1)[1] if "/" in self.monitor else self.monitor
+        panels = [("loss", "loss"), (sel, "top-1 accuracy" if sel == "top1" else f"{sel} (selection metric)")]
         fig, axes = plt.subplots(1, len(panels), figsize=(10, 4))
         for ax, (key, label) in zip(axes, panels):
             for stage, style in (("train", "-o"), ("val", "-s")):

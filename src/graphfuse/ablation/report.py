@@ -64,6 +64,7 @@ class RunRecord:
     curve: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     log: str | None = None
+    monitor: str | None = None
 
 
 @dataclass
@@ -163,6 +164,7 @@ def _load_run(
         rec.params = summary.get("trainable_parameters")
         rec.train_time_s = summary.get("train_time_s")
         rec.protocol = (summary.get("protocol") or {}).get("name")
+        rec.monitor = summary.get("monitor") if isinstance(summary.get("monitor"), str) else None
     else:
         prior = entry.get("state")
         if prior == "running" and not live:  # its `graphfuse ablate` died: nobody runs it
@@ -253,9 +255,21 @@ def collect_study(
         sorted(all_seeds),
         description=str(spec.get("description") or ""),
         base=spec.get("base"),
-        monitor=(spec.get("select") or DEFAULT_SELECT).get("monitor", DEFAULT_SELECT["monitor"]),
+        monitor=_study_monitor(spec, variants),
         common=dict(common),
     )
+
+
+def _study_monitor(spec: dict[str, Any], variants: list[VariantResult]) -> str:
+    """The selection metric of a study: the spec's ``select.monitor`` (study.yaml), else what
+    the finished runs recorded in their summary.json (the task's monitor), else ``val/top1``."""
+    given = (spec.get("select") or {}).get("monitor") if isinstance(spec.get("select"), dict) else None
+    if isinstance(given, str) and given:
+        return given
+    recorded = sorted({r.monitor for v in variants for r in v.done if r.monitor})
+    if recorded:
+        return " / ".join(recorded)  # more than one only for hand-assembled studies
+    return DEFAULT_SELECT["monitor"]
 
 
 # -- formatting ----------------------------------------------------------------------------------------------

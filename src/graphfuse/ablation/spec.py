@@ -8,11 +8,16 @@ Example (``configs/ablations/synthetic_ntu.yaml``)::
     baseline: baseline
     seeds: [0, 1, 2]                       # default [0, 1, 2]
     metrics: [test/top1, test/mean_class]  # default; the first one is the headline
-    select: {monitor: val/top1, mode: max} # default and only rule: best epoch on validation
+    select: {monitor: val/top1, mode: max} # default = the task's own selection metric (below)
     overrides: {trainer.max_epochs: 10}    # applied to every variant (optional)
     variants:
       baseline: {}
       clip_32: {data.init_args.clip_len: 32}
+
+``select`` is the model-selection rule every run applies: the best epoch on the task's
+``monitor`` (``val/top1`` for ``ActionRecognition``, ``val/balanced_acc`` for
+``CrossingIntention``, or ``model.init_args.monitor`` where the task has that argument),
+maximised. Left out, it is what the base config's task records; given, it must equal that.
 
 Every override is a dotted key of the resolved LightningCLI config, exactly as on the
 ``graphfuse fit`` command line without the leading ``--``. :func:`check_config` parses the
@@ -45,12 +50,14 @@ __all__ = [
     "DEFAULT_METRICS",
     "DEFAULT_SELECT",
     "RESERVED_KEYS",
+    "config_monitor",
 ]
 
 DEFAULT_SEEDS = (0, 1, 2)
 #: test metrics at the epoch selected on validation, as every run's summary.json reports them.
 DEFAULT_METRICS = ("test/top1", "test/mean_class")
-#: The selection rule of every run (``ModelCheckpoint(monitor="val/top1", mode="max")`` in the CLI).
+#: The selection rule of a run whose task declares no ``monitor`` (``ModelCheckpoint(monitor="val/top1",
+#: mode="max")`` in the CLI); a task's own ``monitor`` replaces ``val/top1`` (see :func:`config_monitor`).
 DEFAULT_SELECT = {"monitor": "val/top1", "mode": "max"}
 SPEC_KEYS = ("name", "description", "base", "baseline", "variants", "seeds", "metrics", "select", "overrides")
 #: Keys the runner sets itself: the seed (so that variants are paired by seed) and the run
@@ -79,7 +86,8 @@ class AblationSpec:
         variants: ``{variant: {dotted.key: value}}`` in spec order.
         seeds: seeds run for every variant (same seed -> same data order and initialisation).
         metrics: reported metrics; the first is the headline of the bar chart.
-        select: the model-selection rule (only the default is supported).
+        select: the model-selection rule: ``{monitor: <the task's monitor>, mode: max}`` (only
+            the rule the runs apply is accepted).
         overrides: overrides applied to every variant before its own.
         description: free text for the report.
         path: the spec file (None when built from a dict).
@@ -226,16 +234,20 @@ def spec_from_dict(
     if len(set(metrics_raw)) != len(metrics_raw):
         raise SpecError(f"{source}: 'metrics' lists a metric twice: {metrics_raw}")
 
-    select = raw.get("select", dict(DEFAULT_SELECT))
+    # The rule the runs apply: the base config's task monitor (statically read; check_config
+    # confirms it on every variant's resolved config).
+    recorded = {"monitor": _base_monitor(base) or DEFAULT_SELECT["monitor"], "mode": "max"}
+    select = raw.get("select", dict(recorded))
     if select in ("best", None):
-        select = dict(DEFAULT_SELECT)
+        select = dict(recorded)
     if not isinstance(select, dict) or set(select) - {"monitor", "mode"}:
         raise SpecError(f"{source}: 'select' must be {{monitor: ..., mode: ...}}, got {select!r}")
-    select = {**DEFAULT_SELECT, **select}
-    if select != DEFAULT_SELECT:
+    select = {**recorded, **select}
+    if select != recorded:
         raise SpecError(
             f"{source}: select {select} is not supported: every run selects its checkpoint as the best epoch "
-            f"on {DEFAULT_SELECT['monitor']} ({DEFAULT_SELECT['mode']}) and is tested at that epoch"
+            f"on its task's monitor, {recorded['monitor']} ({recorded['mode']}) for {base.name}, and is tested "
+            "at that epoch (leave 'select' out to use it)"
         )
     description = raw.get("description") or ""
     if not isinstance(description, str):
@@ -304,6 +316,47 @@ def override_args(overrides: dict[str, Any]) -> list[str]:
     return [f"--{k}={_cli_value(v)}" for k, v in overrides.items()]
 
 
+def _task_class(class_path: str) -> Any:
+    """The task class named by a config's ``model.class_path`` (full path or a short name)."""
+    import importlib
+
+    if "." in class_path:
+        module, _, name = class_path.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+    from graphfuse import tasks
+
+    return getattr(tasks, class_path)
+
+
+def config_monitor(model_cfg: Any) -> str | None:
+    """The selection metric of a config's ``model`` entry (``{class_path, init_args}``): its
+    ``init_args.monitor`` when set, else the task class's ``monitor`` attribute, else
+    ``val/top1``. None when the task class cannot be resolved."""
+    from graphfuse.engine import task_monitor
+
+    if not isinstance(model_cfg, dict):
+        return None
+    init = model_cfg.get("init_args") or {}
+    if isinstance(init, dict) and isinstance(init.get("monitor"), str):
+        return init["monitor"]
+    class_path = model_cfg.get("class_path")
+    if not isinstance(class_path, str):
+        return None
+    try:
+        cls = _task_class(class_path)
+        return task_monitor(cls)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _base_monitor(base: Path) -> str | None:
+    try:
+        cfg = yaml.safe_load(base.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # check_config reports an unreadable base config
+    return config_monitor(cfg.get("model")) if isinstance(cfg, dict) else None
+
+
 @dataclass
 class ConfigCheck:
     """What :func:`check_config` learnt from a variant's resolved config."""
@@ -311,6 +364,7 @@ class ConfigCheck:
     has_data_seed: bool
     protocol: str
     resolved: dict[str, Any]
+    monitor: str = DEFAULT_SELECT["monitor"]
 
 
 class _ParserReady(Exception):
@@ -398,9 +452,18 @@ def check_config(spec: AblationSpec, variants: list[str] | None = None) -> dict[
                 f"{_where(source, variant)}: the overrides do not parse together:\n{_condense(full_error)}"
             ) from full_error
         fit = cfg.fit
+        resolved = fit.as_dict()
+        monitor = config_monitor(resolved.get("model")) or DEFAULT_SELECT["monitor"]
+        if monitor != spec.select["monitor"]:
+            raise SpecError(
+                f"{_where(source, variant)}: its runs would select on {monitor} (the task's monitor), but the "
+                f"study selects on {spec.select['monitor']}; every variant of a study must select on the same "
+                "metric (set 'select' to match, or drop the override that changes it)"
+            )
         out[variant] = ConfigCheck(
             has_data_seed="data.init_args.seed" in fit,
             protocol=str(fit.get("protocol") or "holdout"),
-            resolved=fit.as_dict(),
+            resolved=resolved,
+            monitor=monitor,
         )
     return out

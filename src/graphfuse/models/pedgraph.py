@@ -57,6 +57,7 @@ from graphfuse.layers.adaptive_gcn import AdaptiveGCNUnit, TemporalConv
 from graphfuse.layers.decoupling_gcn import DecouplingGCN
 from graphfuse.layers.fusion import CrossAttention, GatedFusion, NodeExpansion, VelocityEncoder
 from graphfuse.layers.temporal_attention import TemporalTransformer
+from ._keys import key_summary
 
 BackboneKind = Literal["gcn", "dcgcn_tat"]
 FusionKind = Literal["gate", "cross_gated", "two_stage"]
@@ -652,11 +653,12 @@ def load_official_state_dict(
     if missing or unexpected or mis_shaped:
         parts = []
         if missing:
-            parts.append(f"missing keys ({len(missing)}): {missing}")
+            parts.append(f"missing keys ({len(missing)}): {key_summary(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
+            parts.append(f"unexpected keys ({len(unexpected)}): {key_summary(unexpected)}")
         if mis_shaped:
-            parts.append(f"shape mismatches ({len(mis_shaped)}): {mis_shaped}")
+            parts.append(f"shape mismatches ({len(mis_shaped)}): {key_summary(mis_shaped)}")
         raise ValueError(f"{where}: does not match this PedGraph configuration: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
     return model
+

@@ -65,6 +65,7 @@ from graphfuse.layers.shift import (
     spatial_shift_scale,
     validate_neighbours,
 )
+from ._keys import key_summary
 
 SpatialShiftKind = Literal["nonlocal", "local"]
 TemporalShiftKind = Literal["adaptive", "naive"]
@@ -875,10 +876,11 @@ def load_official_state_dict(path: str | os.PathLike, model: nn.Module | None = 
     if missing or unexpected or mis_shaped:
         parts = []
         if missing:
-            parts.append(f"missing keys ({len(missing)}): {missing}")
+            parts.append(f"missing keys ({len(missing)}): {key_summary(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
+            parts.append(f"unexpected keys ({len(unexpected)}): {key_summary(unexpected)}")
         if mis_shaped:
-            parts.append(f"shape mismatches ({len(mis_shaped)}): {mis_shaped}")
+            parts.append(f"shape mismatches ({len(mis_shaped)}): {key_summary(mis_shaped)}")
         raise ValueError(f"{path}: not a Shift-GCN state dict: " + "; ".join(parts))
     return state
+

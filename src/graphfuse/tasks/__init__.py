@@ -1,5 +1,6 @@
 """LightningModules, one per task type."""
 
 from .action import ActionRecognition
+from .intention import CrossingIntention
 
-__all__ = ["ActionRecognition"]
+__all__ = ["ActionRecognition", "CrossingIntention"]

@@ -215,6 +215,10 @@ def test_poses_attached_and_missing_pose_file(pie_root, tmp_path):
     x1, y1 = ref[int(fr[i, t])][:2]
     np.testing.assert_allclose(pose[i, t, 0, :2], [x1 + 1, y1 + 1], rtol=1e-6)
 
+    with pytest.raises(FileNotFoundError, match="pose folder not found.*no-such"):
+        prepare_intention("pie", pie_root, tmp_path / "o1", splits=("val",),
+                          poses=tmp_path / "no-such", on_missing_pose="skip")
+    (tmp_path / "empty").mkdir(exist_ok=True)
     with pytest.raises(FileNotFoundError, match="video_0002"):
         prepare_intention("pie", pie_root, tmp_path / "o2", splits=("val",),
                           poses=tmp_path / "empty")

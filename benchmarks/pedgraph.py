@@ -1,0 +1,97 @@
+"""Benchmark: PedGraph inference cost on CPU for every PedGraph config.
+
+For each config (default: the synthetic-PIE quickstart, the PedGraph+ PIE recipe and every
+experiment of the research notes under ``configs/pie/pedgraph/``) the model section is built
+with the same parser as ``graphfuse fit`` (``graphfuse.info.build_model``) and timed in eval
+mode under ``torch.inference_mode``:
+
+* **batch-1 latency**: median wall time of one forward pass on one sample (``--repeats``
+  passes after ``--warmup``), the real-time use of the model;
+* **batch-64 throughput**: samples per second of a forward pass on 64 samples (best of
+  ``--steps``).
+
+Inputs come from ``PedGraph.example_inputs(batch, frames)``: the pose
+``(N, C, T, 19)``, the ego velocity ``(N, 2, T)`` and, when the config uses it, the image
+crop ``(N, C_img, 192, 64)``; ``T`` is the observation length of the config's prepared
+data (32, the PedGraph+ recipe, for the PIE configs; 16 for the synthetic quickstart;
+``--frames`` to override). Parameters are counted too. Run::
+
+    python benchmarks/pedgraph.py [--configs CFG ...] [--threads 2] [--repeats 50]
+
+and copy the table into ``docs/benchmarks.md`` with the machine it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_configs() -> list[Path]:
+    base = ROOT / "configs"
+    found = sorted((base / "synthetic-pie").glob("pedgraph/*.yaml"))
+    found += sorted((base / "pie").glob("pedgraph/*.yaml"))
+    found += sorted((base / "pie").glob("pedgraph/notes/*.yaml"))
+    return found
+
+
+def time_config(path: Path, threads: int, repeats: int, warmup: int, steps: int,
+                frames: int | None) -> dict:
+    from graphfuse.info import build_model, network_of, observed_frames
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        task, config = build_model([str(path)])
+    net = network_of(task).eval()
+    t = frames or observed_frames(config)
+    torch.set_num_threads(threads)
+    params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    one = net.example_inputs(1, t)
+    many = net.example_inputs(64, t)
+    lat = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            net(*one)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            net(*one)
+            lat.append(time.perf_counter() - t0)
+        net(*many)
+        best = float("inf")
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            net(*many)
+            best = min(best, time.perf_counter() - t0)
+    return {"config": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+            "frames": t, "params": params, "latency_ms": 1000 * statistics.median(lat),
+            "throughput": 64 / best}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="*", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=None, help="override the observation length")
+    args = ap.parse_args(argv)
+    configs = args.configs or default_configs()
+    print(f"torch {torch.__version__}, {args.threads} threads, eval mode, inference_mode\n")
+    print("| config | T | params | batch-1 latency (ms) | batch-64 samples/s |")
+    print("|---|---:|---:|---:|---:|")
+    for c in configs:
+        r = time_config(c, args.threads, args.repeats, args.warmup, args.steps, args.frames)
+        print(f"| {r['config']} | {r['frames']} | {r['params']:,} | {r['latency_ms']:.2f} | "
+              f"{r['throughput']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
