@@ -149,3 +149,15 @@ def test_custom_adjacency_and_errors() -> None:
         DecouplingGCN(2, 12)
     with pytest.raises(ValueError, match=r"expected \(N, 2, T, 5\)"):
         m(torch.randn(1, 2, 3, 19))
+
+
+def test_gradients_are_finite_at_the_identity_start():
+    # Off-diagonal adjacency entries start at exactly 0: the normalisation's gradient there
+    # must be 0, not NaN (a sqrt of a zero sum of squares has an infinite derivative).
+    torch.manual_seed(0)
+    layer = DecouplingGCN(4, 16, num_nodes=5, groups=4)
+    layer(torch.randn(2, 4, 3, 5)).square().mean().backward()
+    for name, p in layer.named_parameters():
+        if p.grad is not None:
+            assert torch.isfinite(p.grad).all(), name
+    assert layer.DecoupleA.grad.abs().sum() > 0

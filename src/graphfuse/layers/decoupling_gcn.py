@@ -130,7 +130,9 @@ class DecouplingGCN(nn.Module):
         ``sqrt((Cout/G) * sum_g A[k, g, v, w]^2)``, plus 1e-4.
         """
         copies = self.out_channels // self.groups
-        norm = torch.sqrt(copies * self.DecoupleA.pow(2).sum(dim=1, keepdim=True)) + 1e-4
+        # vector_norm, not sqrt(sum of squares): its gradient at a zero norm is 0 (sqrt's is
+        # infinite), and the identity start has all-zero off-diagonal entries.
+        norm = math.sqrt(copies) * torch.linalg.vector_norm(self.DecoupleA, dim=1, keepdim=True) + 1e-4
         return self.DecoupleA / norm
 
     def forward(self, x: Tensor) -> Tensor:
