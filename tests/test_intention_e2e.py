@@ -77,3 +77,28 @@ def test_enough_pedgraph_configs_are_shipped():
     names = {p.stem for p in PEDGRAPH_CONFIGS}
     assert {"quickstart", "00_base", "08_v7_vel_conv2", "09c_two_stage_x3_rerun"} <= names
     assert len(names) >= 26
+
+
+def test_no_future_ego_speed_among_the_inputs(synthetic_pie):
+    """The velocity input is the ego speed of the observed frames only, read back from the raw
+    OBD files: nothing at or after the first unobserved frame (the reference's forecast runs
+    kept 30 future frames of the real speed)."""
+    from graphfuse.data.intention import read_pie_video
+    from graphfuse.data.intention.dataset import IntentionDataset
+
+    root = Path(synthetic_pie)
+    ds = IntentionDataset(root, "test")
+    ids = json.loads((root / "test" / "ids.json").read_text())
+    frames = np.load(root / "test" / "frames.npy")
+    tte = np.load(root / "test" / "tte.npy")
+    videos = {}
+    for i in range(0, len(ds), 37):
+        set_id, video_id, ped, first = ids[i].split("/")
+        assert frames[i, 0] == int(first) and (np.diff(frames[i]) == 1).all()
+        v = videos.setdefault((set_id, video_id), read_pie_video(root / "raw", set_id, video_id))
+        event = int(v.pedestrians[ped].attributes["crossing_point"])
+        assert frames[i, -1] + tte[i] == event and tte[i] >= 30  # observation ends before the event
+        vel = ds[i]["velocity"].numpy()
+        assert vel.shape == (2, frames.shape[1])
+        want = np.stack([v.ego_at("GPS_speed", frames[i]), v.ego_at("OBD_speed", frames[i])]) / 120
+        np.testing.assert_allclose(vel, want, rtol=1e-6, atol=1e-7)
