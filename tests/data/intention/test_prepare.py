@@ -260,3 +260,22 @@ def test_overwrite_removes_files_of_the_earlier_run(pie_root, tmp_path):
     prepare_intention("pie", pie_root, out, splits=("val",), overwrite=True)
     assert not (out / "val/pose.npy").exists() and not (out / "test/label.npy").exists()
     assert (out / "val/label.npy").exists()
+
+
+def test_boxes_outside_the_frame():
+    from graphfuse.data.intention.prepare import check_boxes_in_frame
+    from graphfuse.data.intention.sequences import CrossingTracks
+
+    def tracks(boxes):
+        boxes = np.asarray(boxes, dtype=np.float64)
+        n = len(boxes)
+        return CrossingTracks(keys=["set01/video_0001/1_1_1"], offsets=np.array([0, n]),
+                              frames=np.arange(n), boxes=boxes, ego=np.zeros((n, 2)),
+                              label=np.array([1]), label3=np.array([1]),
+                              image_size=np.array([[100, 50]]))
+
+    inside = [[0, 0, 10, 10], [90, 40, 100, 50]]
+    assert check_boxes_in_frame(tracks(inside)) == 0
+    assert check_boxes_in_frame(tracks(inside + [[-3, 5, 8, 20], [95, 45, 104, 52]])) == 2
+    with pytest.raises(ValueError, match=r"set01/video_0001/1_1_1.*frame 2 .*entirely outside the 100x50"):
+        check_boxes_in_frame(tracks(inside + [[101, 5, 120, 20]]))
