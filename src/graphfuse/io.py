@@ -139,12 +139,22 @@ _ALLOWED_GLOBALS = {
 }
 
 
+_PATH_CLASSES = ("Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath")
+
+
+def _path_as_str(*parts: str) -> str:
+    return os.path.join(*parts) if parts else ""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: IO[bytes], source: str, **kwargs: Any):
+    def __init__(self, file: IO[bytes], source: str, paths_as_str: bool = False, **kwargs: Any):
         super().__init__(file, **kwargs)
         self._source = source
+        self._paths_as_str = paths_as_str
 
     def find_class(self, module: str, name: str) -> Any:
+        if self._paths_as_str and module in ("pathlib", "pathlib._local") and name in _PATH_CLASSES:
+            return _path_as_str  # a path object runs no code: read it as the string it holds
         if (module, name) in _ALLOWED_GLOBALS or (module == "numpy" and name.endswith("dtype")) or (
             module.startswith("numpy.dtypes")
         ):
@@ -155,17 +165,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
         )
 
 
-def restricted_load(path: str | os.PathLike, encoding: str = "ASCII") -> Any:
+def restricted_load(path: str | os.PathLike, encoding: str = "ASCII", paths_as_str: bool = False) -> Any:
     """Unpickle ``path`` admitting only builtins and numpy arrays.
 
     Falls back to ``encoding='latin1'`` for Python-2 pickles, as the official Shift-GCN
-    feeder does.
+    feeder does. ``paths_as_str`` also admits ``pathlib`` paths, returned as plain strings
+    (PedGraph+'s sample pickles store one).
     """
     data = Path(path).read_bytes()
     try:
-        return _RestrictedUnpickler(io.BytesIO(data), str(path), encoding=encoding).load()
+        return _RestrictedUnpickler(io.BytesIO(data), str(path), paths_as_str, encoding=encoding).load()
     except UnicodeDecodeError:
-        return _RestrictedUnpickler(io.BytesIO(data), str(path), encoding="latin1").load()
+        return _RestrictedUnpickler(io.BytesIO(data), str(path), paths_as_str, encoding="latin1").load()
     except UnsafePickleError:
         raise
     except Exception as exc:  # truncated or corrupt file

@@ -70,10 +70,8 @@ altered, including their not-found joints.
 
 from __future__ import annotations
 
-import io as _stdio
 import json
 import os
-import pickle
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -403,23 +401,6 @@ def pab_to_frame_pixels(raw: np.ndarray, boxes: np.ndarray, size: int = PAB_CROP
 # Pedestrian Graph+ per-sample pickles
 
 
-_PATH_CLASSES = ("Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath")
-
-
-def _path_as_str(*parts: str) -> str:
-    return os.path.join(*parts) if parts else ""
-
-
-class _PedGraphUnpickler(gf_io._RestrictedUnpickler):  # noqa: SLF001 - same allow-list, plus paths
-    """graphfuse's restricted unpickler, admitting ``pathlib`` paths as plain strings (PedGraph+
-    stores ``crop_img`` as a ``PosixPath``; a path object runs no code, it is read as a str)."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module in ("pathlib", "pathlib._local") and name in _PATH_CLASSES:
-            return _path_as_str
-        return super().find_class(module, name)
-
-
 def read_pedgraph_sample(path: str | Path) -> dict[str, Any]:
     """Read one PedGraph+ per-sample pickle (restricted: builtins, numpy, pathlib paths as str).
 
@@ -427,17 +408,9 @@ def read_pedgraph_sample(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        blob = path.read_bytes()
+        data = gf_io.restricted_load(path, paths_as_str=True)
     except FileNotFoundError as exc:
         raise MissingPosesError(f"pose file not found: {path}") from exc
-    try:
-        data = _PedGraphUnpickler(_stdio.BytesIO(blob), str(path), encoding="ASCII").load()
-    except UnicodeDecodeError:
-        data = _PedGraphUnpickler(_stdio.BytesIO(blob), str(path), encoding="latin1").load()
-    except gf_io.UnsafePickleError:
-        raise
-    except Exception as exc:  # truncated or corrupt file
-        raise pickle.UnpicklingError(f"{path}: not a readable pickle ({exc})") from exc
     if not isinstance(data, dict) or "kps" not in data:
         raise ValueError(f"{path}: expected a PedGraph+ sample dict with 'kps'")
     kps = np.asarray(data["kps"])
