@@ -49,3 +49,13 @@ def test_restricted_load_names_truncated_file(tmp_path):
     p.write_bytes(pickle.dumps(([1, 2, 3], [4]))[:-5])
     with pytest.raises(pickle.UnpicklingError, match="cut.pkl"):
         restricted_load(p)
+
+
+def test_restricted_load_reads_paths_as_strings_only_when_asked(tmp_path):
+    import pathlib
+
+    f = tmp_path / "sample.pkl"
+    f.write_bytes(pickle.dumps({"crop_img": pathlib.PurePosixPath("data/PIE/imgs/x.pkl"), "w": 1920}))
+    with pytest.raises(UnsafePickleError, match="sample.pkl.*pathlib"):
+        restricted_load(f)
+    assert restricted_load(f, paths_as_str=True) == {"crop_img": "data/PIE/imgs/x.pkl", "w": 1920}
