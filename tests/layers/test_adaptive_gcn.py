@@ -5,10 +5,15 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+from _random_weights import randomise  # noqa: E402  (the model tests' shared helper)
 
 from graphfuse.layers.adaptive_gcn import (
     AdaptiveGCNUnit,
@@ -20,17 +25,6 @@ from graphfuse.layers.adaptive_gcn import (
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def randomise(module: torch.nn.Module, seed: int = 0) -> None:
-    """Perturb every parameter and move BN statistics away from (0, 1), in place."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-        for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=g))
-            elif name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g))
 
 
 def _bn(x, sd, p):

@@ -57,7 +57,7 @@ from graphfuse.layers.adaptive_gcn import AdaptiveGCNUnit, TemporalConv
 from graphfuse.layers.decoupling_gcn import DecouplingGCN
 from graphfuse.layers.fusion import CrossAttention, GatedFusion, NodeExpansion, VelocityEncoder
 from graphfuse.layers.temporal_attention import TemporalTransformer
-from ._keys import key_summary
+from ._keys import check_state_dict
 
 BackboneKind = Literal["gcn", "dcgcn_tat"]
 FusionKind = Literal["gate", "cross_gated", "two_stage"]
@@ -642,23 +642,8 @@ def load_official_state_dict(
         ValueError naming the missing / unexpected / mis-shaped keys.
     """
     state, where = _read_state_dict(state_dict)
-    ref = model.state_dict()
-    missing = [k for k in ref if k not in state]
-    unexpected = [k for k in state if k not in ref]
-    mis_shaped = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(ref[k].shape)}"
-        for k in ref
-        if k in state and state[k].shape != ref[k].shape
-    ]
-    if missing or unexpected or mis_shaped:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {key_summary(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {key_summary(unexpected)}")
-        if mis_shaped:
-            parts.append(f"shape mismatches ({len(mis_shaped)}): {key_summary(mis_shaped)}")
-        raise ValueError(f"{where}: does not match this PedGraph configuration: " + "; ".join(parts))
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    check_state_dict(state, expected, str(where), "does not match this PedGraph configuration")
     model.load_state_dict(state, strict=True)
     return model
 

@@ -65,7 +65,7 @@ from graphfuse.layers.shift import (
     spatial_shift_scale,
     validate_neighbours,
 )
-from ._keys import key_summary
+from ._keys import check_state_dict
 
 SpatialShiftKind = Literal["nonlocal", "local"]
 TemporalShiftKind = Literal["adaptive", "naive"]
@@ -862,25 +862,8 @@ def load_official_state_dict(path: str | os.PathLike, model: nn.Module | None = 
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
     if model is None:
         expected = {k: None for k in official_state_dict_keys()}
-        shapes: dict[str, torch.Size] = {}
     else:
-        ref = model.state_dict()
-        expected = {k: None for k in ref}
-        shapes = {k: v.shape for k, v in ref.items()}
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mis_shaped = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(shapes[k])}"
-        for k in shapes if k in state and state[k].shape != shapes[k]
-    ]
-    if missing or unexpected or mis_shaped:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {key_summary(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {key_summary(unexpected)}")
-        if mis_shaped:
-            parts.append(f"shape mismatches ({len(mis_shaped)}): {key_summary(mis_shaped)}")
-        raise ValueError(f"{path}: not a Shift-GCN state dict: " + "; ".join(parts))
+        expected = {k: v.shape for k, v in model.state_dict().items()}
+    check_state_dict(state, expected, str(path), "not a Shift-GCN state dict")
     return state
 
