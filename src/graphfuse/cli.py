@@ -261,8 +261,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graphfuse: unknown command {argv[0]!r}", file=sys.stderr)
         return 2
     import_components()
-    # From the command line LightningCLI reads sys.argv itself (passing both warns).
-    GraphfuseCLI(args=None if from_command_line else argv)
+    from .checkpoints import CheckpointError
+
+    try:
+        # From the command line LightningCLI reads sys.argv itself (passing both warns).
+        GraphfuseCLI(args=None if from_command_line else argv)
+    except CheckpointError as exc:
+        print(f"graphfuse {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

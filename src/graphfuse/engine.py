@@ -12,6 +12,8 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from .checkpoints import CheckpointError, SafeCheckpointIO, is_remote, load_checkpoint, local_checkpoint_path
+
 __all__ = ["GraphfuseCLI", "RunOptions", "import_components", "task_monitor", "DEFAULT_MONITOR"]
 
 #: Selection metric of a task that declares none (``ActionRecognition``): maximised.
@@ -104,6 +106,9 @@ class GraphfuseCLI(LightningCLI):
                 raise ValueError("--protocol official needs a datamodule with a 'val_source' argument")
             data_init.val_source = "test"
         ckpt_path = cfg.get("ckpt_path")
+        _pin_weights_only(cfg)
+        if ckpt_path is not None and is_remote(ckpt_path):
+            local_checkpoint_path(ckpt_path)  # raises: a URL is refused before anything is fetched
         self.resuming = sub == "fit" and ckpt_path is not None
         self.run_dir: Path
         if sub == "fit":
@@ -120,10 +125,16 @@ class GraphfuseCLI(LightningCLI):
                     )
             else:
                 self.run_dir = resolve_run_dir(cfg.run.root, cfg.run.name, cfg.run.version, resume=self.resuming)
+            if ckpt_path == "last" and (self.run_dir / "checkpoints" / "last.ckpt").is_file():
+                load_checkpoint(self.run_dir / "checkpoints" / "last.ckpt")  # a broken file: one clear error now
+            elif ckpt_path not in (None, "last"):
+                load_checkpoint(ckpt_path)
         else:
             from .runs import resolve_run_dir
 
             ck = Path(ckpt_path) if ckpt_path not in (None, "last", "best") else None
+            if ck is not None:
+                load_checkpoint(ck)  # refuses before any data is prepared
             if ck is not None and ck.parent.name == "checkpoints" and (ck.parent.parent / "config.yaml").is_file():
                 self.run_dir = ck.parent.parent  # evaluate inside the checkpoint's own run
             else:
@@ -161,12 +172,29 @@ class GraphfuseCLI(LightningCLI):
             )
         )
         callbacks.append(RunArtifacts(run_dir, protocol=cfg.protocol, monitor=monitor))
+        kwargs["plugins"] = _safe_plugins(self._get(self.config_init, "trainer", default={}).get("plugins"))
         # Save the resolved config for a new run only; a resumed or re-evaluated run keeps its own.
         if (run_dir / "config.yaml").exists():
             self.save_config_callback = None  # type: ignore[assignment]
         else:
             self.save_config_callback = SaveConfigCallback
         return super().instantiate_trainer(logger=logger, callbacks=callbacks, **kwargs)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        # The last line of defence: whatever the config did to the trainer, every checkpoint it
+        # reads goes through graphfuse.checkpoints (weights_only=True, local files only).
+        if not isinstance(self.trainer.strategy.checkpoint_io, SafeCheckpointIO):
+            raise CheckpointError(
+                f"the trainer's checkpoint IO is {type(self.trainer.strategy.checkpoint_io).__name__}; graphfuse "
+                "runs only with its own (graphfuse.checkpoints.SafeCheckpointIO), which never unpickles code"
+            )
+        super()._run_subcommand(subcommand)
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if "weights_only" in kwargs:
+            kwargs["weights_only"] = True
+        return kwargs
 
     def after_fit(self) -> None:
         cfg = self.config["fit"]
@@ -177,6 +205,36 @@ class GraphfuseCLI(LightningCLI):
         trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
         if trainer.is_global_zero:
             _print_summary(self.run_dir, cfg.protocol)
+
+
+def _pin_weights_only(cfg: Any) -> None:
+    """LightningCLI exposes Lightning's ``--weights_only``; graphfuse pins it to true."""
+    if "weights_only" not in cfg:
+        return
+    if cfg.weights_only is False:
+        raise CheckpointError(
+            "--weights_only false is not supported: graphfuse loads every checkpoint with weights_only=True, "
+            "so that a checkpoint can never run code"
+        )
+    cfg.weights_only = True
+
+
+def _safe_plugins(plugins: Any) -> list[Any]:
+    """The trainer's plugins plus :class:`SafeCheckpointIO`; a checkpoint IO of the config's own is
+    refused (it could load checkpoints with pickle)."""
+    from lightning.fabric.plugins import CheckpointIO
+
+    if plugins is None:
+        plugins = []
+    elif not isinstance(plugins, (list, tuple)):
+        plugins = [plugins]
+    for p in plugins:
+        if isinstance(p, CheckpointIO) and not isinstance(p, SafeCheckpointIO):
+            raise CheckpointError(
+                f"trainer.plugins: {type(p).__name__} replaces graphfuse's checkpoint IO, which is the one that "
+                "never unpickles code; remove it"
+            )
+    return [p for p in plugins if not isinstance(p, SafeCheckpointIO)] + [SafeCheckpointIO()]
 
 
 def _print_summary(run_dir: Path, protocol: str) -> None:
