@@ -226,3 +226,15 @@ def test_save_is_atomic_in_the_destination_directory(tmp_path, monkeypatch):
     SafeCheckpointIO().save_checkpoint({"epoch": 3}, target)
     assert renames and renames[-1][0].parent == target.parent and renames[-1][1] == target
     assert load_checkpoint(target)["epoch"] == 3
+
+
+@pytest.mark.parametrize("model", ["shiftgcn", "pedgraph"])
+def test_convert_refuses_urls_and_malicious_files(model, evil_server, tmp_path, capsys):
+    url, canary, requests = evil_server
+    assert main(["convert", model, url, str(tmp_path / "out.ckpt")]) == 2
+    assert "local files only" in capsys.readouterr().err and requests == []
+    ck = _evil_checkpoint(tmp_path / "evil.pt", canary)
+    assert main(["convert", model, str(ck), str(tmp_path / "out.ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert str(ck) in err and "never unpickles code" in err and len(err.strip().splitlines()) == 1
+    assert not canary.exists() and not (tmp_path / "out.ckpt").exists()

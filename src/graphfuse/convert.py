@@ -12,7 +12,7 @@ from pathlib import Path
 import lightning
 import torch
 
-from .io import atomic_path
+from .checkpoints import save_checkpoint
 
 __all__ = ["convert_pedgraph", "convert_shiftgcn", "wrap_state_dict"]
 
@@ -56,8 +56,7 @@ def convert_shiftgcn(input_path: str | Path, output_path: str | Path) -> Path:
         model="graphfuse.models.ShiftGCN",
         num_class=num_class,
     )
-    with atomic_path(output_path, suffix=".ckpt") as tmp:
-        torch.save(ckpt, tmp)
+    save_checkpoint(ckpt, output_path)
     return output_path
 
 
@@ -100,6 +99,5 @@ def convert_pedgraph(input_path: str | Path, output_path: str | Path, flags: str
         info["forecast"] = parsed["forecast"]
         info["time_crop"] = parsed["time_crop"]
     ckpt = wrap_state_dict({k: v.detach().clone() for k, v in model.state_dict().items()}, **info)
-    with atomic_path(output_path, suffix=".ckpt") as tmp:
-        torch.save(ckpt, tmp)
+    save_checkpoint(ckpt, output_path)
     return output_path

@@ -557,11 +557,10 @@ def _read_state_dict(source: Mapping[str, Tensor] | str | os.PathLike) -> tuple[
         obj: Any = source
         where = "state dict"
     else:
+        from ..checkpoints import load_checkpoint
+
         where = os.fspath(source)
-        try:
-            obj = torch.load(where, map_location="cpu", weights_only=True)
-        except Exception as exc:  # unreadable, or refused by the weights-only unpickler
-            raise ValueError(f"{where}: cannot read as a weights-only torch checkpoint: {exc}") from exc
+        obj = load_checkpoint(where)  # weights_only=True, local files only; errors name the file
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):

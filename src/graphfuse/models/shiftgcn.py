@@ -851,10 +851,9 @@ def load_official_state_dict(path: str | os.PathLike, model: nn.Module | None = 
     Raises:
         ValueError naming the file and the missing / unexpected / mis-shaped keys.
     """
-    try:
-        obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # unreadable, or refused by the weights-only unpickler
-        raise ValueError(f"{path}: cannot read as a weights-only torch checkpoint: {exc}") from exc
+    from ..checkpoints import load_checkpoint
+
+    obj = load_checkpoint(path)  # weights_only=True, local files only; errors name the file
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
