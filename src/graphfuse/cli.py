@@ -4,6 +4,8 @@
   ``fit`` trains, then tests the best checkpoint (``--run.test_after_fit false`` to skip).
 * ``graphfuse prepare ntu|ntu-official|synthetic-ntu|pie|jaad|synthetic-pie ...`` - dataset
   preparation.
+* ``graphfuse check DIR [--bound NAME=LO:HI ...]`` - check a prepared folder's values (finite,
+  plausible) and record it in its meta.json (needed once for older folders and ntu-official).
 * ``graphfuse convert shiftgcn|pedgraph IN OUT.ckpt`` - wrap official weights into a checkpoint.
 * ``graphfuse ensemble RUN_DIR... [--weights W,...] [--softmax] [--out DIR]`` - fuse runs' scores.
 * ``graphfuse info -c CONFIG [--key=value ...] [--frames T]`` - parameters, buffers, FLOPs.
@@ -23,7 +25,10 @@ __all__ = ["main", "GraphfuseCLI", "RunOptions"]
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 STUDY_SUBCOMMANDS = ("ablate", "report")
-TOOL_SUBCOMMANDS = ("prepare", "convert", "ensemble", "info")
+TOOL_SUBCOMMANDS = ("prepare", "check", "convert", "ensemble", "info")
+_BOUND_HELP = ("plausibility bound NAME=LO:HI overriding a default (repeatable): joint_m=-20:20, "
+               "pixel_frames=-1:2, speed_kmh=0:300, acc_g=-16:16, gyro_dps=-2000:2000, angle=-360:360, "
+               "latitude=-90:90, longitude=-180:180 (see docs/data_ntu.md, docs/data_intention.md)")
 
 
 # -- plain subcommands ------------------------------------------------------------------------------
@@ -44,6 +49,7 @@ def _tools_parser() -> argparse.ArgumentParser:
     ntu.add_argument("--missing-list", default=None, help="missing-skeleton list (default: the official one)")
     ntu.add_argument("--write-streams", default="",
                      help="comma-separated derived streams to store too: bone,joint_motion,bone_motion")
+    ntu.add_argument("--bound", action="append", default=None, metavar="NAME=LO:HI", help=_BOUND_HELP)
     off = psub.add_parser("ntu-official", help="register arrays made by the official Shift-GCN scripts")
     off.add_argument("--root", required=True, help="directory with {train,val}_data_joint.npy and {train,val}_label.pkl")
     off.add_argument("--out", required=True)
@@ -77,6 +83,7 @@ def _tools_parser() -> argparse.ArgumentParser:
             ip.add_argument("--images", default=None,
                             help="extracted frames (images/<set>/<video>/%%05d.png) for pedestrian crops")
             ip.add_argument("--overwrite", action="store_true", help="replace an existing prepared folder")
+            ip.add_argument("--bound", action="append", default=None, metavar="NAME=LO:HI", help=_BOUND_HELP)
         if name == "jaad":
             ip.add_argument("--sample-type", default="beh", choices=["beh", "all"],
                             help="beh: pedestrians with behaviour tags; all: every pedestrian (JAAD_all)")
@@ -92,6 +99,10 @@ def _tools_parser() -> argparse.ArgumentParser:
         if name != "synthetic-pie":
             ip.add_argument("--splits", default="train,val,test",
                             help="comma-separated splits to prepare (e.g. test for a partial download)")
+
+    chk = sub.add_parser("check", help="check a prepared folder's values and record the check in its meta.json")
+    chk.add_argument("dir", metavar="DIR", help="prepared folder (holds meta.json)")
+    chk.add_argument("--bound", action="append", default=None, metavar="NAME=LO:HI", help=_BOUND_HELP)
 
     conv = sub.add_parser("convert", help="convert official released weights")
     csub = conv.add_subparsers(dest="model", required=True)
@@ -122,10 +133,15 @@ def _tools_parser() -> argparse.ArgumentParser:
 
 def _tools_main(argv: list[str]) -> int:
     """Tools report bad input (missing or malformed files, bad options) in one line, exit 2."""
+    from pickle import UnpicklingError  # a corrupt or refused label pickle (names the file)
+
+    from .io import error_line
+
     try:
         return _run_tool(argv)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
-        print(f"graphfuse {argv[0]}: error: {exc}", file=sys.stderr)
+    # OSError: also a full or read-only output directory
+    except (OSError, ValueError, KeyError, UnpicklingError) as exc:
+        print(f"graphfuse {argv[0]}: error: {error_line(exc)}", file=sys.stderr)
         return 2
 
 
@@ -142,7 +158,7 @@ def _run_tool(argv: list[str]) -> int:
             result = prepare_ntu(
                 args.root, args.out, args.benchmark, workers=args.workers,
                 on_error="skip" if args.skip_bad else "raise", missing_list=args.missing_list,
-                write_streams=streams,
+                write_streams=streams, bounds=args.bound,
             )
         elif args.dataset == "ntu-official":
             from .data.ntu import import_official_dir
@@ -156,6 +172,13 @@ def _run_tool(argv: list[str]) -> int:
             _print_intention(_prepare_intention(args), args.out)
             return 0
         _print_prepared(result, args.out)
+        return 0
+    if args.command == "check":
+        from .data.checks import check_prepared
+
+        record = check_prepared(args.dir, bounds=args.bound)
+        print(f"checked {args.dir}: {len(record['arrays'])} arrays, every value finite and within the "
+              f"bounds; recorded in {args.dir}/meta.json")
         return 0
     if args.command == "convert":
         from .convert import convert_pedgraph, convert_shiftgcn
@@ -197,7 +220,7 @@ def _prepare_intention(args: argparse.Namespace) -> dict:
     return prepare_intention(
         args.dataset, args.root, args.out, poses=args.poses, pose_format=args.pose_format,
         pose_min_iou=args.pose_min_iou, pose_fill=args.pose_fill, images=args.images,
-        on_missing_pose=args.on_missing_pose, overwrite=args.overwrite,
+        on_missing_pose=args.on_missing_pose, overwrite=args.overwrite, bounds=args.bound,
         splits=tuple(s for s in args.splits.split(",") if s), **extra, **common)
 
 
@@ -235,6 +258,7 @@ training (LightningCLI; `graphfuse fit --help` for all options):
   predict    -c CONFIG --ckpt_path CKPT
 tools:
   prepare    ntu | ntu-official | synthetic-ntu | pie | jaad | synthetic-pie   (`graphfuse prepare --help`)
+  check      DIR [--bound NAME=LO:HI ...]   check a prepared folder's values, record it in meta.json
   convert    shiftgcn IN.pt OUT.ckpt | pedgraph best.pth OUT.ckpt [--flags IVSFT]
   ensemble   RUN_DIR... [--weights 0.6,0.6,0.4,0.4] [--softmax] [--out DIR]   fuse scores by sample id
   info       -c CONFIG [--key=value ...] [--frames T]   parameters, buffers, FLOPs per sample
@@ -262,13 +286,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import_components()
     from .checkpoints import CheckpointError
+    from .data.checks import ValueCheckError
+    from .io import OutputError, error_line
+    from .runs import RunDirLockedError, release_run_locks
 
+    # Errors about the user's files, options or disk: one line naming the file, exit 2. Anything
+    # else is a bug and keeps its traceback.
+    user_errors = (CheckpointError, ValueCheckError, OutputError, RunDirLockedError, FileNotFoundError,
+                   FileExistsError)
     try:
         # From the command line LightningCLI reads sys.argv itself (passing both warns).
         GraphfuseCLI(args=None if from_command_line else argv)
-    except CheckpointError as exc:
-        print(f"graphfuse {argv[0]}: error: {exc}", file=sys.stderr)
+    except user_errors as exc:
+        print(f"graphfuse {argv[0]}: error: {error_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        release_run_locks()
     return 0
 
 

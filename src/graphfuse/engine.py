@@ -139,6 +139,9 @@ class GraphfuseCLI(LightningCLI):
                 self.run_dir = ck.parent.parent  # evaluate inside the checkpoint's own run
             else:
                 self.run_dir = resolve_run_dir(cfg.run.root, cfg.run.name, cfg.run.version, resume=False)
+        from .runs import lock_run_dir
+
+        lock_run_dir(self.run_dir)  # one writer per run directory (DDP rank 0), held until exit
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         from lightning.pytorch.callbacks import ModelCheckpoint

@@ -17,7 +17,6 @@ the skeleton-recognition literature usually quotes "FLOPs" (see ``docs/models_sh
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -27,6 +26,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from .io import read_json
 
 __all__ = [
     "ModelCost",
@@ -214,7 +215,7 @@ def observed_frames(config: Any) -> int:
     data_dir = _data_init(config).get("data_dir")
     meta = Path(str(data_dir)) / "meta.json" if data_dir else None
     if meta is not None and meta.is_file():
-        return int(json.loads(meta.read_text())["options"]["obs_length"])
+        return int(read_json(meta)["options"]["obs_length"])
     return 16 if _data_init(config).get("synthetic") else 32
 
 

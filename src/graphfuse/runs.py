@@ -14,6 +14,13 @@ Layout (see ``DESIGN.md``)::
         confusion_test.png      test confusion matrix
 
 An existing run is never overwritten; ``--ckpt_path last`` resumes the newest version.
+
+One writer per run directory: the process running ``graphfuse fit|validate|test|predict``
+(global rank 0 under DDP) holds an ``flock`` on ``runs/<name>/.<version>.lock`` (beside the run
+directory, so the directory itself stays empty until the run writes it) from the moment the
+directory is chosen until it exits; the file holds its pid, host and start time. A second
+writer stops with :class:`RunDirLockedError` naming that pid. The OS releases the lock when
+the process dies, however it dies.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import csv
 import io
 import json
 import math
+import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -31,9 +40,19 @@ import lightning as L
 import numpy as np
 import torch
 
-from .io import atomic_path, write_json, write_text
+from .io import atomic_path, output_error, write_json, write_text
 
-__all__ = ["resolve_run_dir", "RunArtifacts", "PROTOCOLS", "read_metrics_csv"]
+__all__ = [
+    "resolve_run_dir",
+    "RunArtifacts",
+    "PROTOCOLS",
+    "read_metrics_csv",
+    "RunDirLockedError",
+    "lock_run_dir",
+    "release_run_locks",
+    "run_dir_holder",
+    "run_lock_path",
+]
 
 #: Model-selection protocols. ``official`` reproduces kchengiva/Shift-GCN, which evaluates
 #: on the test split every epoch and reports the best epoch (optimistic).
@@ -88,6 +107,122 @@ def resolve_run_dir(root: str | Path, name: str, version: str | None, resume: bo
     existing = _versions(base)
     k = existing[-1][0] + 1 if existing else 0
     return base / f"version_{k}"
+
+
+# -- one writer per run directory --------------------------------------------------------------------
+class RunDirLockedError(RuntimeError):
+    """Another process is writing the run directory (its pid is in the message)."""
+
+
+#: Environment variables holding a process's rank under the launchers Lightning supports
+#: (its own subprocess launcher: LOCAL_RANK/NODE_RANK; torchrun: RANK; SLURM: SLURM_PROCID).
+_RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+
+_held: dict[str, int] = {}  # run directory -> fd of its lock file, held by this process
+
+
+def _is_rank_zero() -> bool:
+    for var in _RANK_VARS:
+        try:
+            if int(os.environ.get(var, "0")) != 0:
+                return False
+        except ValueError:
+            continue
+    return True
+
+
+def run_lock_path(run_dir: str | Path) -> Path:
+    """The lock file of a run directory: ``<root>/<name>/.<version>.lock``."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+def _holder_text(fd: int) -> str:
+    try:
+        text = os.pread(fd, 512, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    fields = dict(f.split("=", 1) for f in text.split() if "=" in f)
+    if "pid" not in fields:
+        return "another process (pid not recorded yet)"
+    return f"pid {fields['pid']} on {fields.get('host', '?')} (since {fields.get('since', '?')})"
+
+
+def lock_run_dir(run_dir: str | Path) -> Path | None:
+    """Make this process the one writer of ``run_dir`` until it exits (or :func:`release_run_locks`).
+
+    Returns the lock file, or None where nothing is locked (not POSIX, or a DDP rank other
+    than 0: rank 0 writes the run). Taking a lock this process already holds is a no-op.
+
+    Raises:
+        RunDirLockedError: another process holds it; the message names its pid and host.
+        graphfuse.io.OutputError: the run root cannot be written (read-only, full, no permission).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return None
+    if not _is_rank_zero():
+        return None
+    run_dir = Path(os.path.abspath(run_dir))
+    path = run_lock_path(run_dir)
+    if str(run_dir) in _held:
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise output_error(exc, run_dir) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _holder_text(fd)
+        os.close(fd)
+        raise RunDirLockedError(
+            f"run directory {run_dir} is being written by {holder}; one writer at a time: wait for it "
+            f"to end or stop it (lock file {path})"
+        ) from None
+    try:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid={os.getpid()} host={socket.gethostname()} since={stamp}\n".encode(), 0)
+    except OSError as exc:
+        os.close(fd)
+        raise output_error(exc, run_dir) from None
+    _held[str(run_dir)] = fd
+    return path
+
+
+def release_run_locks() -> None:
+    """Release the run-directory locks this process holds (the OS does it at exit anyway)."""
+    while _held:
+        _, fd = _held.popitem()
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def run_dir_holder(run_dir: str | Path) -> str | None:
+    """Who is writing ``run_dir`` now (``"pid N on HOST (since T)"``), or None if nobody is."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    path = run_lock_path(Path(os.path.abspath(run_dir)))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _holder_text(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:

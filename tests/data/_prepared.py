@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from graphfuse.data.checks import check_prepared
+
 C, T, V, M = 3, 300, 25, 2
 
 
@@ -27,6 +29,8 @@ def write_prepared(
 
     Labels are ``i % num_class``; ``name(split, i)`` and ``num_frames(i)`` give the sample ids
     and valid frame counts; ``extra_files`` maps ``(split, stream)`` to a stored stream file.
+    The values are checked as ``graphfuse check`` does, which records the check in meta.json
+    (the datamodule refuses a folder without it).
     """
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -49,4 +53,5 @@ def write_prepared(
         "streams": ["joint"], "splits": splits, "counts": counts or {}, "skipped": [],
     }
     (root / "meta.json").write_text(json.dumps(meta))
+    check_prepared(root)
     return arrays

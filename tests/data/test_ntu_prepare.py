@@ -141,7 +141,10 @@ def test_prepare_end_to_end(tmp_path):
     assert on_disk == meta
     assert set(meta) == {"format_version", "dataset", "benchmark", "num_class", "layout", "max_frame",
                          "num_joint", "num_person", "streams", "splits", "counts", "skipped",
-                         "excluded_missing_skeletons", "source"}
+                         "excluded_missing_skeletons", "source", "value_check"}
+    assert meta["value_check"]["result"] == "passed" and meta["value_check"]["bounds"] == {"joint_m": [-20.0, 20.0]}
+    assert sorted(meta["value_check"]["arrays"]) == sorted(f"{sp}_{s}.npy" for sp in ("train", "test")
+                                                           for s in meta["streams"])
     assert meta["format_version"] == 1 and meta["dataset"] == "ntu" and meta["benchmark"] == "synthetic-xsub"
     assert meta["num_class"] == 10 and meta["layout"] == "N C T V M"
     assert (meta["max_frame"], meta["num_joint"], meta["num_person"]) == (300, 25, 2)

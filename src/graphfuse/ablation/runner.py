@@ -24,6 +24,16 @@ epoch, optimiser, scheduler and sampler epoch, so the result equals an uninterru
 a run directory without a checkpoint (killed in its first epoch) is moved to ``_attempts/``
 and restarted, since a run directory is never overwritten. A failed run is recorded in
 ``status.json`` and not retried unless ``retry_failed``.
+
+Process ownership: each local run is started by :func:`spawn_child` in a process group of its
+own and, on Linux, with ``PR_SET_PDEATHSIG``, so it dies with ``graphfuse ablate`` however
+that ends: Ctrl-C or SIGTERM stop every run's process group (SIGTERM, then SIGKILL after a
+grace period); a SIGKILLed ``ablate`` takes its runs along through the kernel (they get
+SIGTERM, which Lightning turns into a clean stop). Commands given to ``--launcher`` submit
+jobs that belong to the scheduler (``sbatch`` returns at once): those are not stopped with the
+study; cancel them with the scheduler (``scancel``). Whatever starts a run, its directory has
+one writer at a time: ``graphfuse fit`` locks it (see :func:`graphfuse.runs.lock_run_dir`),
+and a run directory some process is still writing is neither set aside nor started again.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from graphfuse.io import read_json_dict, write_json, write_text
+from graphfuse.runs import run_dir_holder
 
 from .spec import AblationSpec, ConfigCheck, SpecError, check_config, override_args
 
@@ -69,6 +80,7 @@ __all__ = [
     "LAUNCHER_FIELDS",
     "run_study",
     "study_locked",
+    "spawn_child",
 ]
 
 STATUS_FILE = "status.json"
@@ -422,6 +434,69 @@ def _error_tail(log: Path, lines: int = ERROR_TAIL_LINES) -> tuple[str, str]:
     return (error[:600] + " ...") if len(error) > 600 else error, "\n".join(tail_lines)
 
 
+# -- child processes that die with the study ----------------------------------------------------------
+#: Seconds a stopped run gets between SIGTERM (Lightning stops cleanly) and SIGKILL.
+TERMINATE_GRACE_S = 60.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _pdeathsig_preexec(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get ``sig`` when this process dies (Linux), or None.
+
+    Everything is looked up before the fork; in the child only ``prctl`` and ``getppid`` run.
+    If this process died between the fork and the ``prctl`` the child is already orphaned and
+    would never be signalled, so it exits at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.restype = ctypes.c_int
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    parent = os.getpid()
+    sig = int(sig)
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+def spawn_child(args: Any, **popen_kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen`` for a run: the child gets a process group of its own (so that it and
+    whatever it starts, DataLoader workers or DDP ranks, can be stopped together, and a Ctrl-C in
+    the terminal reaches only ``graphfuse ablate``, which then stops its runs) and, on Linux,
+    SIGTERM when the spawning process dies, even by SIGKILL.
+
+    The death signal follows the *thread* that spawned the child, so a child must be spawned
+    and waited for by the same long-lived thread (as :class:`_Executor` does)."""
+    if os.name == "posix":
+        popen_kwargs.setdefault("process_group", 0)
+        preexec = _pdeathsig_preexec()
+        if preexec is not None:
+            popen_kwargs.setdefault("preexec_fn", preexec)
+    return subprocess.Popen(args, **popen_kwargs)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to the process group of a child started by :func:`spawn_child` (to the child
+    alone where there are no process groups). Nothing is sent once the child has been reaped:
+    its pid, and so its group id, may belong to someone else by then."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.name == "posix":
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+
+
 def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -489,6 +564,12 @@ class _Executor:
             return "failed"
 
     def _execute(self, run: PlannedRun) -> str:
+        holder = run_dir_holder(run.run_dir)
+        if holder is not None:  # e.g. an earlier study's run that is still alive
+            raise RuntimeError(
+                f"run directory {run.run_dir} is being written by {holder}; not touched (one writer at a "
+                "time): stop that process or wait for it, then rerun the study"
+            )
         if run.move_aside and run.run_dir.exists():
             self._set_aside(run)
         run.log.parent.mkdir(parents=True, exist_ok=True)
@@ -516,7 +597,7 @@ class _Executor:
             fh.flush()
             slot = None
             if launched:
-                proc = subprocess.Popen(
+                proc = spawn_child(
                     run.launcher_line,
                     shell=True,
                     stdout=fh,
@@ -531,7 +612,7 @@ class _Executor:
                     fh.write(f"=== CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}\n")
                     fh.flush()
                 try:
-                    proc = subprocess.Popen(
+                    proc = spawn_child(
                         run.command, stdout=fh, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
                     )
                 except BaseException:
@@ -581,14 +662,16 @@ class _Executor:
         procs = list(running.values())
         for key in running:
             self.status.update(key, state="interrupted", ended=_now())
-        for p in procs:  # only the processes this runner started
-            with contextlib.suppress(ProcessLookupError):
-                p.terminate()
+        for p in procs:  # only the processes this runner started, with what they started
+            _signal_group(p, signal.SIGTERM)
+        deadline = time.monotonic() + TERMINATE_GRACE_S
         for p in procs:
             try:
-                p.wait(timeout=60)
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                p.kill()
+                _signal_group(p, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=10)
 
 
 def run_study(

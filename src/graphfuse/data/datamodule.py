@@ -19,6 +19,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
+from graphfuse.data.checks import require_checked
 from graphfuse.data.skeleton import EpochSeededSampler, SkeletonDataset, load_meta, resolve_file
 from graphfuse.data.transforms import Compose, FrameSubsample, UniformSample
 
@@ -182,7 +183,9 @@ class SkeletonDataModule(L.LightningDataModule):
                     raise self._missing_error()
                 # Properties are read by the CLI (argument linking) before prepare_data runs.
                 self.prepare_data()
-            self._meta = load_meta(self.data_dir)
+            meta = load_meta(self.data_dir)
+            require_checked(meta, self.data_dir)  # values finite and plausible (graphfuse check)
+            self._meta = meta
         return self._meta
 
     @property
@@ -248,6 +251,7 @@ class SkeletonDataModule(L.LightningDataModule):
             return self._datasets[key]
         if not self.meta_path.is_file():
             raise self._missing_error()
+        _ = self.meta  # refuses a folder whose values were never checked
         if key == "train" or (key == "val" and self.val_source == "holdout"):
             train_rows, val_rows = self.holdout_indices()
             if key == "train":

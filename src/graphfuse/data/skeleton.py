@@ -16,7 +16,6 @@ the layout of the official Shift-GCN / 2s-AGCN ``*_data_joint.npy`` files.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +25,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from graphfuse.data.streams import STREAMS, bone, compute_stream, motion
+from graphfuse.io import read_json
 
 __all__ = [
     "STREAMS",
@@ -65,10 +65,7 @@ def load_meta(data_dir: str | Path) -> dict[str, Any]:
     path = Path(data_dir) / "meta.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: prepared-data metadata not found")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    meta = read_json(path)  # ValueError naming the file: not UTF-8, malformed, nested too deep
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level")
     version = meta.get("format_version")

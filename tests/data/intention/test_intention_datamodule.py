@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from graphfuse.data.checks import check_prepared
 from graphfuse.data.intention.datamodule import (
     BalancedEpochSampler,
     IntentionDataModule,
@@ -94,6 +95,7 @@ def write_intention_dir(
         "skipped": {},
     }
     (root / "meta.json").write_text(json.dumps(meta))
+    check_prepared(root)  # as `graphfuse check` (the datamodule refuses an unchecked folder)
     return root
 
 

@@ -23,53 +23,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _intention_files import DATA, obd_by_frame, pie_boxes
+
 from graphfuse.data.intention.prepare import prepare_intention
 
-DATA = Path(__file__).parent / "data"
 PIE_VAL = {"pedestrians": 3, "tracks": 2, "samples": 12, "positive": 0, "negative": 12,
            "irrelevant": 6}
-
-
-@pytest.fixture
-def pie_root(tmp_path):
-    """PIE root with set05/video_0002 and an empty set06 (the val split's sets)."""
-    root = tmp_path / "pie"
-    shutil.copytree(DATA / "pie", root)
-    (root / "annotations/set06").mkdir()
-    return root
-
-
-@pytest.fixture
-def jaad_root(tmp_path):
-    """JAAD root with video_0001 only in the default train split (val/test empty)."""
-    root = tmp_path / "jaad"
-    shutil.copytree(DATA / "jaad", root, ignore=shutil.ignore_patterns("split_ids"))
-    d = root / "split_ids" / "default"
-    d.mkdir(parents=True)
-    (d / "train.txt").write_text("video_0001\n")
-    (d / "val.txt").write_text("")
-    (d / "test.txt").write_text("")
-    return root
-
-
-def _obd_by_frame():
-    txt = (DATA / "pie/annotations_vehicle/set05/video_0002_obd.xml").read_text()
-    rows = re.findall(r"<frame ([^>]*)/>", txt)
-    out = {}
-    for r in rows:
-        a = dict(re.findall(r'(\w+)="([^"]*)"', r))
-        out[int(a["id"])] = (float(a["GPS_speed"]), float(a["OBD_speed"]))
-    return out
-
-
-def _pie_boxes(pid):
-    txt = (DATA / "pie/annotations/set05/video_0002_annt.xml").read_text()
-    chunk = [c for c in txt.split("<track ")[1:] if f'<attribute name="id">{pid}<' in c][0]
-    out = {}
-    for b in re.findall(r"<box ([^>]*)>", chunk):
-        a = dict(re.findall(r'(\w+)="([^"]*)"', b))
-        out[int(a["frame"])] = [float(a[k]) for k in ("xtl", "ytl", "xbr", "ybr")]
-    return out
 
 
 def test_pie_real_video(pie_root, tmp_path):
@@ -93,11 +52,11 @@ def test_pie_real_video(pie_root, tmp_path):
     assert frames[0].tolist() == list(range(731, 747))
     boxes = np.load(d / "boxes.npy")
     assert boxes.dtype == np.float32 and boxes.shape == (12, 16, 4)
-    ref = _pie_boxes("5_2_1751")
+    ref = pie_boxes("5_2_1751")
     np.testing.assert_allclose(boxes[6], [ref[f] for f in range(6740, 6756)], rtol=1e-6)
     ego = np.load(d / "ego.npy")
     assert ego.dtype == np.float32 and ego.shape == (12, 16, 2)
-    obd = _obd_by_frame()
+    obd = obd_by_frame()
     np.testing.assert_allclose(ego[11], [obd[f] for f in range(6770, 6786)], rtol=1e-6)
     assert np.load(d / "image_size.npy").tolist() == [[1920, 1080]] * 12
     assert not (d / "pose.npy").exists()
@@ -194,7 +153,7 @@ def _coco_poses(path, frames, boxes):
 def test_poses_attached_and_missing_pose_file(pie_root, tmp_path):
     pytest.importorskip("graphfuse.data.intention.poses")
     # poses for 5_2_1751 on its frames 6738..6760 only; 5_2_1750 has none
-    ref = _pie_boxes("5_2_1751")
+    ref = pie_boxes("5_2_1751")
     frames = list(range(6738, 6761))
     _coco_poses(tmp_path / "poses/set05/video_0002.json", frames, [ref[f] for f in frames])
     meta = prepare_intention("pie", pie_root, tmp_path / "out", splits=("val",),

@@ -32,6 +32,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import BatchSampler, DataLoader
 
+from graphfuse.data.checks import require_checked
 from graphfuse.data.intention.dataset import IntentionDataset, collate_intention, load_intention_meta
 from graphfuse.data.skeleton import EpochSeededSampler, item_seeds
 
@@ -232,7 +233,9 @@ class IntentionDataModule(L.LightningDataModule):
                 if not self.synthetic:
                     raise self._missing_error()
                 self.prepare_data()  # properties may be read (argument links) before prepare_data
-            self._meta = load_intention_meta(self.data_dir)
+            meta = load_intention_meta(self.data_dir)
+            require_checked(meta, self.data_dir)  # values finite and plausible (graphfuse check)
+            self._meta = meta
         return self._meta
 
     @property

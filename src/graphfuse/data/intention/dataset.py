@@ -34,7 +34,6 @@ Model inputs (one item; the datamodule collates them into the batch of
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +41,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from ...io import read_json
 
 __all__ = [
     "FORMAT",
@@ -81,10 +82,7 @@ def load_intention_meta(data_dir: str | Path) -> dict[str, Any]:
     path = Path(data_dir) / "meta.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no prepared intention data here")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    meta = read_json(path)  # ValueError naming the file: not UTF-8, malformed, nested too deep
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: expected a JSON object")
     if meta.get("format") != FORMAT:
@@ -166,7 +164,7 @@ class IntentionDataset(Dataset):
         ids_path = self.dir / "ids.json"
         if not ids_path.is_file():
             raise FileNotFoundError(f"{ids_path}: sample ids of split {split!r} missing")
-        ids = json.loads(ids_path.read_text(encoding="utf-8"))
+        ids = read_json(ids_path)
         if not isinstance(ids, list) or not all(isinstance(s, str) for s in ids):
             raise ValueError(f"{ids_path}: expected a list of sample id strings")
         n = len(ids)

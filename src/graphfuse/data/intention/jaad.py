@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .xml import (check_boxes, child_attribute_texts, map_labels, parse_xml, required_attrs,
-                  required_text, scalar_attr, to_float, to_int)
+from .xml import (bounded, check_boxes, child_attribute_texts, child_texts, describe, map_labels,
+                  parse_xml, required_attrs, required_int, required_text, scalar_attr, to_float,
+                  to_int)
 
 #: Text -> scalar maps of ``jaad_data.py::_map_text_to_scalar``.
 JAAD_LABEL_MAP: dict[str, dict[str, int]] = {
@@ -119,16 +120,17 @@ def read_jaad_annotations(path: str | Path) -> JAADVideo:
     """Parse ``annotations/video_XXXX.xml`` (tracks only; other folders left empty)."""
     path = Path(path)
     root = parse_xml(path)
-    num_frames = int(required_text(root, "./meta/task/size", path))
-    width = int(required_text(root, "./meta/task/original_size/width", path))
-    height = int(required_text(root, "./meta/task/original_size/height", path))
+    num_frames = required_int(root, "./meta/task/size", path)
+    width = required_int(root, "./meta/task/original_size/width", path)
+    height = required_int(root, "./meta/task/original_size/height", path)
     va = root.find("./meta/task/video_attributes")
-    video_attributes = {c.tag: (c.text or "") for c in va} if va is not None else {}
+    video_attributes = child_texts(va, path, "<video_attributes>") if va is not None else {}
     tracks: dict[str, JAADTrack] = {}
     for ti, t in enumerate(root.findall("./track")):
+        label = bounded(t.get("label", ""), path, f"track #{ti}", "label")
         boxes = t.findall("./box")
         if not boxes:
-            raise ValueError(f"{path}: track #{ti} (label {t.get('label')!r}) has no boxes")
+            raise ValueError(f"{path}: track #{ti} (label {label!r}) has no boxes")
         ids = child_attribute_texts(boxes[:1], ("id", "old_id"), path, f"track #{ti}")
         ped_id, old_id = ids["id"][0], ids["old_id"][0]
         what = f"track {ped_id!r}"
@@ -143,7 +145,7 @@ def read_jaad_annotations(path: str | Path) -> JAADVideo:
         texts = child_attribute_texts(boxes, ("occlusion",) + beh_keys, path, what)
         occ = map_labels(texts["occlusion"], JAAD_LABEL_MAP["occlusion"], path, what + " occlusion")
         behavior = {k: map_labels(texts[k], JAAD_LABEL_MAP[k], path, f"{what} {k}") for k in beh_keys}
-        tracks[ped_id] = JAADTrack(ped_id, old_id, t.get("label", ""), frames, xyxy, occ, behavior)
+        tracks[ped_id] = JAADTrack(ped_id, old_id, label, frames, xyxy, occ, behavior)
     return JAADVideo(path.stem, num_frames, width, height, video_attributes, tracks)
 
 
@@ -156,10 +158,11 @@ def read_jaad_attributes(path: str | Path) -> dict[str, dict[str, int | str]]:
     root = parse_xml(path)
     out: dict[str, dict[str, int | str]] = {}
     for p in root.findall("./pedestrian"):
-        pid = p.get("id")
+        pid = bounded(p.get("id"), path, "<pedestrian>", "id")
         if pid is None:
-            raise ValueError(f"{path}: <pedestrian> without id ({p.attrib})")
-        d: dict[str, int | str] = {"old_id": p.get("old_id", "")}
+            raise ValueError(f"{path}: {describe(p)} without id")
+        d: dict[str, int | str] = {
+            "old_id": bounded(p.get("old_id", ""), path, f"pedestrian {pid!r}", "old_id")}
         for k, v in p.items():
             if "id" in k:
                 continue
@@ -176,7 +179,7 @@ def read_jaad_appearance(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     names = ("frame",) + JAAD_APPEARANCE_KEYS
     out: dict[str, dict[str, np.ndarray]] = {}
     for ti, t in enumerate(root.findall("./track")):
-        pid = t.get("id")
+        pid = bounded(t.get("id"), path, f"appearance track #{ti}", "id")
         if pid is None:
             raise ValueError(f"{path}: appearance track #{ti} without id")
         what = f"appearance track {pid!r}"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .xml import (check_boxes, child_attribute_texts, map_labels, parse_xml, required_attrs,
-                  required_text, scalar_attr, to_float, to_int)
+from .xml import (bounded, check_boxes, child_attribute_texts, describe, map_labels, parse_xml,
+                  required_attrs, required_int, scalar_attr, to_float, to_int)
 
 #: Text -> scalar maps of ``pie_data.py::_map_text_to_scalar``.
 PIE_LABEL_MAP: dict[str, dict[str, int]] = {
@@ -107,13 +107,13 @@ def read_pie_annotations(path: str | Path, set_id: str = "", video_id: str = "")
     """Parse ``annotations/setXX/video_XXXX_annt.xml`` (tracks only)."""
     path = Path(path)
     root = parse_xml(path)
-    num_frames = int(required_text(root, "./meta/task/size", path))
-    width = int(required_text(root, "./meta/task/original_size/width", path))
-    height = int(required_text(root, "./meta/task/original_size/height", path))
+    num_frames = required_int(root, "./meta/task/size", path)
+    width = required_int(root, "./meta/task/original_size/width", path)
+    height = required_int(root, "./meta/task/original_size/height", path)
     peds: dict[str, PIETrack] = {}
     traffic: dict[str, PIETrack] = {}
     for ti, t in enumerate(root.findall("./track")):
-        label = t.get("label")
+        label = bounded(t.get("label"), path, f"track #{ti}", "label")
         boxes = t.findall("./box")
         if label is None or not boxes:
             raise ValueError(f"{path}: track #{ti} lacks a label or boxes")
@@ -161,9 +161,9 @@ def read_pie_attributes(path: str | Path) -> dict[str, dict[str, int | float]]:
     root = parse_xml(path)
     out: dict[str, dict[str, int | float]] = {}
     for p in root.findall("./pedestrian"):
-        pid = p.get("id")
+        pid = bounded(p.get("id"), path, "<pedestrian>", "id")
         if pid is None:
-            raise ValueError(f"{path}: <pedestrian> without id ({p.attrib})")
+            raise ValueError(f"{path}: {describe(p)} without id")
         out[pid] = {k: scalar_attr(v, k, PIE_LABEL_MAP, path, f"pedestrian {pid!r}",
                                    float_keys=("intention_prob",))
                     for k, v in p.items() if "id" not in k}
@@ -172,7 +172,8 @@ def read_pie_attributes(path: str | Path) -> dict[str, dict[str, int | float]]:
 
 def read_pie_obd(path: str | Path) -> dict[str, np.ndarray]:
     """Parse ``annotations_vehicle/setXX/video_XXXX_obd.xml``: 'frames' (Fo,) int64 and each
-    field (Fo,) float64. Every frame must carry the same fields as the first."""
+    field (Fo,) float64. Every frame must carry the same fields as the first, and every value
+    must be finite (a ValueError names the file, frame and field otherwise)."""
     path = Path(path)
     root = parse_xml(path)
     frames = root.findall("./frame")
@@ -182,6 +183,11 @@ def read_pie_obd(path: str | Path) -> dict[str, np.ndarray]:
     arr = np.asarray(required_attrs(frames, ["id"] + keys, path, "obd"), dtype=str)
     out = {"frames": to_int(arr[:, 0], path, "obd frame id")}
     vals = to_float(arr[:, 1:], path, "obd")
+    finite = np.isfinite(vals)
+    if not finite.all():  # 'nan', 'inf', '1e400': sensor values must be numbers
+        r, c = np.argwhere(~finite)[0]
+        raise ValueError(f"{path}: frame {int(out['frames'][r])}: {keys[c]} is {arr[r, 1 + c]!r}, "
+                         "not a finite number")
     out.update({k: vals[:, i] for i, k in enumerate(keys)})
     return out
 

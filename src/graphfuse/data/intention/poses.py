@@ -70,7 +70,6 @@ altered, including their not-found joints.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import OrderedDict
@@ -82,6 +81,7 @@ import numpy as np
 
 from ... import io as gf_io
 from ...graphs import coco19
+from .xml import clip
 
 __all__ = [
     "POSE_FORMATS", "FILL_RULES", "MissingPosesError", "VideoDetections", "PoseSource",
@@ -150,7 +150,14 @@ def to_coco19(raw: np.ndarray, source_names: tuple[str, ...]) -> np.ndarray:
         mid = np.concatenate([(ja[:, :3] + jb[:, :3]) / 2.0,
                               np.minimum(ja[:, 3:], jb[:, 3:])], axis=-1)
         out[:, node] = np.where(both[:, None], mid, 0.0)
-    return out.astype(np.float32)
+    with np.errstate(over="ignore"):
+        out32 = out.astype(np.float32)
+    bad = ~np.isfinite(out32)
+    if bad.any():  # checked after the cast: a finite float64 can be inf in float32
+        idx = tuple(np.argwhere(bad)[0])
+        i, v = int(idx[0]), out[idx]
+        raise ValueError(f"detection {i}: keypoint value {v:g} is beyond the float32 range of the stored poses")
+    return out32
 
 
 def keypoint_boxes(keypoints: np.ndarray) -> np.ndarray:
@@ -170,15 +177,26 @@ def _check_finite(values: np.ndarray, path: str | Path, what: str) -> None:
         raise ValueError(f"{path}: {what} {int(np.flatnonzero(bad)[0])} has NaN or infinite coordinates")
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(values: np.ndarray, path: str | Path, what: str) -> None:
+    """values: (D, ...) finite float64 -> ValueError naming the first entry holding a value that
+    float32 (the dtype poses are stored in) cannot hold."""
+    big = np.abs(values) > _FLOAT32_MAX
+    if big.any():
+        idx = tuple(np.argwhere(big)[0])
+        raise ValueError(f"{path}: {what} {int(idx[0])} has the value {values[idx]:g}, "
+                         "beyond the float32 range poses are stored in")
+
+
 def _load_json(path: Path) -> Any:
+    """Parsed JSON of ``path``; one-line ValueError naming it for non-UTF-8, malformed or too
+    deeply nested content (:func:`graphfuse.io.read_json`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return gf_io.read_json(path)
     except FileNotFoundError as exc:
         raise MissingPosesError(f"pose file not found: {path}") from exc
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc})") from exc
 
 
 def _numeric_rows(rows: list, path: str | Path, what: str, allowed: tuple[int, ...]) -> np.ndarray:
@@ -202,6 +220,7 @@ def _numeric_rows(rows: list, path: str | Path, what: str, allowed: tuple[int, .
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {what} keypoints are not all numbers ({exc})") from exc
     _check_finite(arr, path, what)
+    _check_float32(arr, path, what)
     return arr
 
 
@@ -230,7 +249,7 @@ def _frame_numbers(ids: list, path: Path) -> np.ndarray:
     frame_of = {v: _frame_number(v) for v in distinct}
     bad = [v for v, f in frame_of.items() if f is None]
     if bad:
-        raise ValueError(f"{path}: entry {ids.index(bad[0])} has image_id {bad[0]!r}; expected a frame "
+        raise ValueError(f"{path}: entry {ids.index(bad[0])} has image_id {clip(bad[0])}; expected a frame "
                          "number or an image file name ending in the frame number")
     return np.fromiter((frame_of[v] for v in ids), np.int64, len(ids))
 
@@ -269,7 +288,7 @@ def read_coco_results(path: str | Path) -> VideoDetections:
         lengths = np.fromiter((len(b) if isinstance(b, list) else -1 for b in rows), np.int64, len(rows))
         if (lengths != 4).any():
             i = int(np.flatnonzero(has_box)[np.flatnonzero(lengths != 4)[0]])
-            raise ValueError(f"{path}: entry {i} has box {given[i]!r}; expected [x, y, w, h]")
+            raise ValueError(f"{path}: entry {i} has box {clip(given[i])}; expected [x, y, w, h]")
         try:
             xywh = np.asarray(rows, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -418,6 +437,7 @@ def read_pedgraph_sample(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: 'kps' has shape {kps.shape} ({kps.dtype}); expected (T, 19, 4) numbers")
     kps = kps.astype(np.float64)
     _check_finite(kps, path, "frame")
+    _check_float32(kps, path, "frame")
     return {**data, "kps": kps}
 
 
@@ -656,7 +676,10 @@ class PoseSource:
                 present = (src_frames[pos] == frames) if len(src_frames) else np.zeros(len(frames), bool)
                 if present.any():
                     if self.fmt == "pab":
-                        got = pab_to_frame_pixels(src[pos[present]], boxes[present])
+                        try:
+                            got = pab_to_frame_pixels(src[pos[present]], boxes[present])
+                        except ValueError as exc:
+                            raise ValueError(f"{self.video_path(set_id, video_id)}: {where}: {exc}") from None
                     else:
                         got = src[pos[present]]
                     poses[present] = got

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ...io import save_npy, write_json
+from ..checks import INTENTION_CHECKS, check_intention_arrays, check_obd, check_record, resolve_bounds
 from .jaad import read_jaad_split, read_jaad_video
 from .pie import pie_split_videos, read_pie_video
 from .sequences import (BALANCE_MODES, DEFAULT_OVERLAP, EGO_CHANNELS, CrossingSamples,
@@ -61,15 +62,21 @@ def _balance_mode(balance: bool | str) -> str:
 
 def load_split_tracks(dataset: str, root: str | Path, split: str, *, sample_type: str = "beh",
                       subset: str = "default", min_track_size: int = 76,
-                      jaad_beh_irrelevant: bool = False) -> tuple[CrossingTracks, list[tuple[str, str]]]:
+                      jaad_beh_irrelevant: bool = False,
+                      bounds: Any = None) -> tuple[CrossingTracks, list[tuple[str, str]]]:
     """Crossing tracks of one default split, read from the annotation root.
 
+    PIE OBD values are checked against their plausibility bounds (``bounds``: overrides of
+    :data:`graphfuse.data.checks.DEFAULT_BOUNDS`), errors naming file, frame and field.
     Returns (tracks, videos) with videos the (set_id, video_id) pairs read ('' set for JAAD),
     in the official order."""
     root = Path(root)
     if dataset == "pie":
+        bounds = resolve_bounds(bounds)
         vids = pie_split_videos(root, split)  # sets in split order, videos sorted
         videos = [read_pie_video(root, s, v) for s, v in vids]
+        for (s, v), video in zip(vids, videos):  # a loop over videos
+            check_obd(video.obd, root / "annotations_vehicle" / s / f"{v}_obd.xml", bounds)
         return pie_crossing_tracks(videos, min_track_size), vids
     if dataset == "jaad":
         names = sorted(read_jaad_split(root, split, subset))  # official: sorted(video_ids)
@@ -178,6 +185,7 @@ def prepare_intention(
     on_missing_pose: str = "raise",
     splits: Sequence[str] = SPLITS,
     overwrite: bool = False,
+    bounds: Any = None,
 ) -> dict[str, Any]:
     """Prepare PIE or JAAD crossing-prediction samples (the benchmark's PCPA defaults).
 
@@ -208,6 +216,12 @@ def prepare_intention(
         splits: which of train / val / test to write (a partial PIE download has only some sets;
             a requested split whose sets are missing raises).
         overwrite: replace an existing prepared directory (else FileExistsError).
+        bounds: plausibility bounds overriding :data:`graphfuse.data.checks.DEFAULT_BOUNDS`
+            (``{"speed_kmh": (0, 350)}`` or ``["speed_kmh=0:350"]``): PIE OBD fields are
+            checked when read (errors name file, frame, field and value), the stored float
+            arrays after the cast to float32 (boxes and pose x, y within ``pixel_frames`` of the
+            frame, ego speeds within ``speed_kmh``; errors name the array, sample and value).
+            The check is recorded in ``meta["value_check"]``.
 
     Returns:
         The meta dict written to ``out/meta.json``.
@@ -220,6 +234,7 @@ def prepare_intention(
         if s not in SPLITS:
             raise ValueError(f"unknown split {s!r}; expected some of {SPLITS}")
     mode = _balance_mode(balance)
+    bounds = resolve_bounds(bounds)
     root, out = Path(root), Path(out)
     if not root.is_dir():
         raise FileNotFoundError(f"{dataset.upper()} root not found: {root}")
@@ -260,11 +275,12 @@ def prepare_intention(
     split_meta: dict[str, dict[str, int]] = {}
     pose_info = {"matched_frames": 0, "missing_frames": 0}
     partly_outside = 0
+    checked: list[str] = []
 
     for split in splits:
         tracks, _ = load_split_tracks(dataset, root, split, sample_type=sample_type, subset=subset,
                                       min_track_size=min_track_size,
-                                      jaad_beh_irrelevant=jaad_beh_irrelevant)
+                                      jaad_beh_irrelevant=jaad_beh_irrelevant, bounds=bounds)
         partly_outside += check_boxes_in_frame(tracks)
         if split == "train" and mode == "tracks":
             tracks = tracks.select(balance_mask(tracks.label, balance_seed))
@@ -278,6 +294,14 @@ def prepare_intention(
             used = mask_all[samples.rows]
             pose_info["matched_frames"] += int(used.sum())
             pose_info["missing_frames"] += int((~used).sum())
+        # The stored float arrays, checked after the cast to float32 (finite, plausible) before
+        # anything of the split is written.
+        with np.errstate(over="ignore"):
+            stored = {"boxes": samples.boxes.astype(np.float32), "ego": samples.ego.astype(np.float32)}
+            if pose_all is not None:
+                stored["pose"] = pose_all[samples.rows].astype(np.float32)
+        checked += check_intention_arrays(split, stored, samples.ids, samples.image_size,
+                                          EGO_CHANNELS[dataset], bounds)
         d = out / split
         d.mkdir(parents=True, exist_ok=True)
         write_json(d / "ids.json", samples.ids)
@@ -285,11 +309,11 @@ def prepare_intention(
         save_npy(d / "label3.npy", samples.label3.astype(np.int64))
         save_npy(d / "tte.npy", samples.tte.astype(np.int64))
         save_npy(d / "frames.npy", samples.frames.astype(np.int64))
-        save_npy(d / "boxes.npy", samples.boxes.astype(np.float32))
-        save_npy(d / "ego.npy", samples.ego.astype(np.float32))
+        save_npy(d / "boxes.npy", stored["boxes"])
+        save_npy(d / "ego.npy", stored["ego"])
         save_npy(d / "image_size.npy", samples.image_size.astype(np.int64))
         if pose_all is not None:
-            save_npy(d / "pose.npy", pose_all[samples.rows].astype(np.float32))
+            save_npy(d / "pose.npy", stored["pose"])
             save_npy(d / "pose_mask.npy", mask_all[samples.rows])
         if cropper is not None:
             save_npy(d / "crops.npy", cropper(samples))
@@ -305,6 +329,8 @@ def prepare_intention(
         "splits": split_meta,
         "skipped": skipped,
         "boxes_partly_outside_frame": partly_outside,
+        "value_check": check_record("prepare", {k: v for k, v in bounds.items() if k != "joint_m"},
+                                    checked, INTENTION_CHECKS),
     }
     write_json(out / "meta.json", meta)  # written last: its presence marks a complete directory
     return meta

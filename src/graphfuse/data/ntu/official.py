@@ -5,7 +5,8 @@ The official scripts write ``{train,val}_data_{joint,bone,joint_motion,bone_moti
 ``(sample_names, labels)`` with names like ``S001C001P001R001A001.skeleton`` and 0-based
 labels. Importing validates them and writes our ``meta.json`` next to nothing else: the
 arrays are referenced by absolute path instead of being copied (about 10 GB each for
-NTU60). The official "val" split is our "test" split.
+NTU60). The official "val" split is our "test" split. Their values are checked (finite,
+within the plausibility bound) by ``graphfuse check OUT``, which training requires.
 
 The label pickle is read with :func:`graphfuse.io.restricted_load`, which admits builtins
 and numpy arrays only, so a crafted pickle cannot run code.
@@ -13,7 +14,6 @@ and numpy arrays only, so a crafted pickle cannot run code.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from graphfuse.io import restricted_load, write_json
+from graphfuse.io import read_json, restricted_load, write_json
 
 from .benchmarks import Benchmark, get_benchmark
 from .prepare import MAX_BODY_TRUE, STREAMS, meta_header
@@ -40,10 +40,13 @@ def read_official_labels(label_pkl: str | os.PathLike) -> tuple[list[str], list[
                          f"got {type(obj).__name__}")
     names_raw, labels_raw = obj
     try:
-        names = [str(n) for n in names_raw]
+        names = list(names_raw)
         labels_arr = np.asarray(labels_raw)
-    except TypeError as exc:
-        raise ValueError(f"{label_pkl}: sample names and labels must be sequences ({exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{label_pkl}: sample names and labels must be flat sequences ({exc})") from None
+    bad = next((i for i, n in enumerate(names) if not isinstance(n, str)), None)
+    if bad is not None:  # checked before any str()/repr(), which would recurse into nested lists
+        raise ValueError(f"{label_pkl}: sample name {bad} is a {type(names[bad]).__name__}, not a string")
     if labels_arr.ndim != 1 or labels_arr.dtype.kind not in "iu":
         raise ValueError(f"{label_pkl}: labels must be a list of integers, got dtype {labels_arr.dtype} "
                          f"and shape {labels_arr.shape}")
@@ -142,6 +145,9 @@ def import_official(
     imported = [s for s in meta["splits"].values() if s["samples"]]
     meta["streams"] = ["joint"] + [s for s in STREAMS if all(s in sp["files"] for sp in imported)]
     meta["source"] = {"root": str(Path(label_pkl).resolve().parent), "graphfuse_version": _version()}
+    # The arrays are not read here (about 10 GB each): `graphfuse check OUT` checks their values
+    # once and records it; an earlier record does not describe the arrays registered now.
+    meta.pop("value_check", None)
     write_json(meta_path, meta)
     return meta
 
@@ -154,8 +160,9 @@ def _version() -> str:
 
 def _load_or_new(meta_path: Path, bench: Benchmark, max_frame: int) -> dict:
     if meta_path.is_file():
-        with open(meta_path, encoding="utf-8") as fh:
-            meta = json.load(fh)
+        meta = read_json(meta_path)
+        if not isinstance(meta, dict):
+            raise ValueError(f"{meta_path}: expected a JSON object")
         if meta.get("benchmark") != bench.name or meta.get("max_frame") != max_frame:
             raise ValueError(f"{meta_path} describes benchmark {meta.get('benchmark')!r} with "
                              f"max_frame {meta.get('max_frame')}; refusing to mix it with {bench.name} "

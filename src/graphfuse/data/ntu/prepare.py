@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from graphfuse.data.checks import NTU_CHECKS, check_record, fmt_value, resolve_bounds, stored_joint_limit
 from graphfuse.data.streams import compute_stream
 from graphfuse.io import open_npy_memmap, write_json
 
@@ -101,12 +102,23 @@ def _joint_line(seq: SkeletonSequence, body: int, joint: int) -> int:
     return 1 + 2 + int(seq.body_frame[body]) + 27 * body + 2 + joint
 
 
-def _read_sample(path: str | os.PathLike, max_frame: int) -> tuple[np.ndarray, _SampleInfo]:
+def _read_sample(path: str | os.PathLike, max_frame: int,
+                 joint_bound: tuple[float, float] = (-20.0, 20.0)) -> tuple[np.ndarray, _SampleInfo]:
     seq = read_skeleton(path)
     finite = np.isfinite(seq.xyz).all(-1)
     if not finite.all():
         b, j = np.argwhere(~finite)[0]
         raise SkeletonFormatError(path, _joint_line(seq, b, j), "non-finite joint coordinate")
+    # Plausibility of the coordinates read (the bodies in the 4 slots of the official reader),
+    # in float64 before the cast to float32: this also keeps them far inside float32's range.
+    lo, hi = joint_bound
+    bad = ((seq.xyz < lo) | (seq.xyz > hi)) & (seq.body_slot < MAX_BODY_KINECT)[:, None, None]
+    if bad.any():
+        b, j, c = np.argwhere(bad)[0]
+        raise SkeletonFormatError(
+            path, _joint_line(seq, b, j),
+            f"joint {j} {'xyz'[c]} = {fmt_value(seq.xyz[b, j, c])} m is outside the plausible camera-space "
+            f"range {fmt_value(lo)}..{fmt_value(hi)} m (bound joint_m; override with --bound joint_m=LO:HI)")
     data, info = select_bodies(seq, max_frame)
     if not data.any():
         if seq.num_bodies == 0:
@@ -156,6 +168,7 @@ class _Task:
     first: int  # index of the first file of the chunk within its split
     paths: list[str]
     max_frame: int
+    joint_bound: tuple[float, float] = (-20.0, 20.0)
 
 
 @dataclass
@@ -173,7 +186,7 @@ def _work(task: _Task) -> _Result:
     arrays = []
     for k, path in enumerate(task.paths):  # a loop over files
         try:
-            data, info = _read_sample(path, task.max_frame)
+            data, info = _read_sample(path, task.max_frame, task.joint_bound)
         except (ValueError, OSError) as exc:  # format errors, empty files, unreadable files
             res.errors.append((k, exc))
             continue
@@ -181,9 +194,35 @@ def _work(task: _Task) -> _Result:
         res.infos.append(info)
         arrays.append(data)
     batch = np.zeros((len(arrays), 3, task.max_frame, NUM_JOINTS, MAX_BODY_TRUE), dtype=np.float32)
-    for i, a in enumerate(arrays):  # placement only; float64 -> float32 as the official fp[i] = data
-        batch[i, :, : a.shape[1]] = a
-    res.data = pre_normalize(batch)
+    with np.errstate(over="ignore"):
+        for i, a in enumerate(arrays):  # placement only; float64 -> float32 as the official fp[i] = data
+            batch[i, :, : a.shape[1]] = a
+    # Checked after the cast (a bound wider than float32 would let inf through) and after the
+    # normalisation (stored joints within 2 sqrt(3) max|joint_m|); a failing file is a bad file.
+    n = len(arrays)
+    cast_ok = np.isfinite(batch).all(axis=(1, 2, 3, 4))
+    normalised = pre_normalize(batch[cast_ok])
+    limit = np.float64(stored_joint_limit({"joint_m": task.joint_bound}))  # compared in float64
+    stored_ok = np.zeros(n, dtype=bool)
+    stored_ok[cast_ok] = (np.abs(normalised) <= limit).all(axis=(1, 2, 3, 4))
+    for i in np.flatnonzero(~stored_ok):  # a loop over the bad files only
+        k = res.ok[i]
+        if not cast_ok[i]:
+            a = arrays[i]
+            with np.errstate(over="ignore"):
+                v = a.reshape(-1)[np.argmin(np.isfinite(a.astype(np.float32)).reshape(-1))]
+            reason = f"joint coordinate {fmt_value(v)} is not finite after the cast to float32"
+        else:
+            x = normalised[int(cast_ok[:i].sum())]
+            v = x.reshape(-1)[np.argmax(~(np.abs(x) <= limit).reshape(-1))]
+            reason = (f"normalised joint value {fmt_value(v)} m is outside the plausible range "
+                      f"+-{limit:.4g} m (2 sqrt(3) max|joint_m|)")
+        res.errors.append((k, ValueError(f"{task.paths[k]}: {reason}")))
+    if not stored_ok.all():
+        res.errors.sort(key=lambda e: e[0])  # file order, for on_error="raise"
+        res.ok = [k for k, good in zip(res.ok, stored_ok) if good]
+        res.infos = [info for info, good in zip(res.infos, stored_ok) if good]
+    res.data = normalised[stored_ok[cast_ok]]
     return res
 
 
@@ -209,9 +248,10 @@ def _resolve_missing(bench: Benchmark, missing_list: Any) -> frozenset[str]:
     return load_missing_list(missing_list)
 
 
-def _chunks(split: str, paths: list[str], size: int, max_frame: int) -> Iterable[_Task]:
+def _chunks(split: str, paths: list[str], size: int, max_frame: int,
+            joint_bound: tuple[float, float]) -> Iterable[_Task]:
     for i in range(0, len(paths), size):
-        yield _Task(split, i, paths[i : i + size], max_frame)
+        yield _Task(split, i, paths[i : i + size], max_frame, joint_bound)
 
 
 def prepare_ntu(
@@ -225,6 +265,7 @@ def prepare_ntu(
     max_frame: int = 300,
     write_streams: Sequence[str] = (),
     progress: bool = True,
+    bounds: Any = None,
 ) -> dict:
     """Prepare ``benchmark`` from the ``.skeleton`` files in ``root`` into ``out``.
 
@@ -242,11 +283,17 @@ def prepare_ntu(
         write_streams: derived streams to store as well: ``bone``, ``joint_motion``,
             ``bone_motion`` (computed from the normalised joints).
         progress: show a progress bar.
+        bounds: plausibility bounds overriding :data:`graphfuse.data.checks.DEFAULT_BOUNDS`
+            (``{"joint_m": (-25, 25)}`` or ``["joint_m=-25:25"]``). A file whose camera-space
+            joints (of the bodies read) leave ``joint_m`` on any axis, or whose values are
+            not finite after the cast to float32, is a bad file (an error, or skipped and
+            listed with ``on_error="skip"``). The check is recorded in ``meta["value_check"]``.
 
     Returns the ``meta.json`` content. Arrays are written through memory maps, one chunk
     of samples at a time, to temporary names that are renamed when complete.
     """
     bench = get_benchmark(benchmark)
+    bounds = resolve_bounds(bounds)
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     streams = list(dict.fromkeys(write_streams))
@@ -307,13 +354,18 @@ def prepare_ntu(
     chunk = max(1, min(32, math.ceil(total / (4 * workers))))
     truncated: list[str] = []
     dropped: list[str] = []
+    from graphfuse.io import check_free_space  # every array at once: one error with the whole need
+
+    check_free_space(out, sum(len(s.names) for s in splits.values()) * len(all_streams)
+                     * math.prod(shape_tail) * np.dtype(np.float32).itemsize, out)
 
     try:
         for split, s in splits.items():
             for st in all_streams:
                 if s.names:
                     s.arrays[st] = open_npy_memmap(out / f"{split}_{st}.npy", (len(s.names), *shape_tail))
-        tasks = [t for split, s in splits.items() for t in _chunks(split, s.paths, chunk, max_frame)]
+        tasks = [t for split, s in splits.items()
+                 for t in _chunks(split, s.paths, chunk, max_frame, bounds["joint_m"])]
         from tqdm import tqdm
 
         with contextlib.ExitStack() as stack:
@@ -387,6 +439,9 @@ def prepare_ntu(
         "skipped": skipped,
         "excluded_missing_skeletons": excluded,
         "source": {"root": str(root.resolve()), "graphfuse_version": __version__},
+        "value_check": check_record("prepare", {"joint_m": bounds["joint_m"]},
+                                    [f"{split}_{st}.npy" for split in splits for st in all_streams],
+                                    NTU_CHECKS),
     }
     write_json(out / "meta.json", meta)
     return meta
@@ -409,12 +464,14 @@ def _finish_arrays(out: Path, splits: dict[str, _Split], streams: list[str], sha
                 # Skipped files leave unused rows at the end: copy the written rows into an
                 # array of the right size, a chunk at a time.
                 small = open_npy_memmap(final, (s.written, *shape_tail))
+                s.arrays[f"{st}.shrunk"] = small  # removed with the other temporaries on failure
                 step = 64
                 for i in range(0, s.written, step):
                     j = min(i + step, s.written)
                     small[i:j] = arr[i:j]
                 small.flush()
                 os.unlink(arr.filename)
+                del s.arrays[f"{st}.shrunk"]
                 s.arrays[st] = arr = small
             arr.flush()
             os.replace(arr.filename, final)
