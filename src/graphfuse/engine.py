@@ -6,6 +6,7 @@ configuration parser (``graphfuse info``, the ablation runner) import it from he
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,36 @@ class GraphfuseCLI(LightningCLI):
             "validation split; default) or "
             "'official' (best epoch on the test split, as the reference code; labelled in every output)",
         )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        # Every -c/--config file is read by graphfuse first: a config jsonargparse would reject
+        # without naming it, or crash on (not UTF-8, nested too deeply, an alias inside itself,
+        # a NaN value), is one error naming the file (printed with the usage, exit code 2).
+        import sys
+
+        from .config_files import config_file_problem, config_paths
+
+        argv = sys.argv[1:] if args is None else args
+        paths = config_paths([str(a) for a in argv]) if isinstance(argv, (list, tuple)) else []
+        for path in paths:  # a loop over the few configs
+            problem = config_file_problem(path)
+            if problem:
+                parser.error(problem)
+        # jsonargparse's own errors (an unknown key, a wrong type) name the key, not the file:
+        # raise them here and report them again with the config files in front.
+        parsers = [parser, *getattr(getattr(parser, "_subcommands_action", None), "choices", {}).values()]
+        exits = [p.exit_on_error for p in parsers]
+        for p in parsers:
+            p.exit_on_error = False
+        try:
+            super().parse_arguments(parser, args)
+        except argparse.ArgumentError as exc:
+            for p, e in zip(parsers, exits):
+                p.exit_on_error = e
+            parser.error(f"{', '.join(paths)}: {exc}" if paths else str(exc))
+        finally:
+            for p, e in zip(parsers, exits):
+                p.exit_on_error = e
 
     def _parse_ckpt_path(self) -> None:
         # The run's config.yaml is the source of truth; do not merge checkpoint hparams into it.

@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
+import _compat_pickle
 import contextlib
 import errno
 import io
 import json
 import math
+import operator
 import os
 import pickle
 import shutil
@@ -27,6 +29,13 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 import numpy as np
+
+try:  # numpy >= 2
+    from numpy._core.multiarray import _reconstruct as _np_reconstruct
+    from numpy._core.multiarray import scalar as _np_scalar
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct
+    from numpy.core.multiarray import scalar as _np_scalar
 
 __all__ = [
     "atomic_path",
@@ -324,26 +333,36 @@ def _reserve_blocks(file: Path) -> None:
 
 
 class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle asked for a global outside the allow-list."""
+    """A pickle asked for a global outside the allow-list, or asked an allowed callable for an
+    allocation by size (a memory bomb such as ``bytes(10**10)``)."""
 
 
+# Globals handed out as they are: classes whose construction copies data the pickle already
+# holds (never an allocation by size).
 _ALLOWED_GLOBALS = {
     ("builtins", name)
     for name in (
-        "list", "tuple", "dict", "set", "frozenset", "str", "bytes", "bytearray",
-        "int", "float", "complex", "bool", "slice", "range", "object",
+        "list", "tuple", "dict", "set", "frozenset", "int", "float", "complex", "bool", "slice", "object",
     )
 } | {
     ("collections", "OrderedDict"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy.core.numeric", "_frombuffer"),  # a view of a buffer the pickle holds
     ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),
+}
+# Globals handed out only as checking wrappers (functions, so that NEWOBJ cannot reach the
+# class's own ``__new__`` either): each can allocate memory by a size it is given. ``range``
+# is refused (``list(range(10**10))``; no data pickle needs it).
+_GUARDED_GLOBALS = {
+    ("builtins", "bytes"): "bytes",
+    ("builtins", "bytearray"): "bytearray",
+    ("builtins", "str"): "str",
+    ("numpy", "ndarray"): "ndarray",
+    ("numpy", "dtype"): "dtype",
+    ("numpy.core.multiarray", "_reconstruct"): "_reconstruct",
+    ("numpy._core.multiarray", "_reconstruct"): "_reconstruct",
+    ("numpy.core.multiarray", "scalar"): "scalar",
+    ("numpy._core.multiarray", "scalar"): "scalar",
 }
 
 
@@ -354,43 +373,229 @@ def _path_as_str(*parts: str) -> str:
     return os.path.join(*parts) if parts else ""
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: IO[bytes], source: str, paths_as_str: bool = False, **kwargs: Any):
+def _is_index(value: Any) -> bool:
+    """Whether ``value`` is an integer (anything with ``__index__``: an int, a numpy integer)."""
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _element_count(shape: Any) -> int:
+    """Elements of a numpy shape (an int or a tuple of ints), exactly (Python ints)."""
+    dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+    count = 1
+    for d in dims:
+        count *= max(operator.index(d), 0)
+    return count
+
+
+#: Scalar arguments ``str(...)`` and dtype constructors may take: a container's ``str`` (or
+#: the ``repr`` in numpy's error message about it) recurses through shared references and can
+#: be exponentially long (a list holding the same list twice, 60 deep).
+_STR_ARGS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic)
+_SCALARS = (str, bytes, int, float, bool, type(None))
+
+
+class _RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+    """The pure-Python unpickler (its BUILD opcode can be checked, the C one's cannot) with an
+    allow-list of globals and size checks on every allowed callable that allocates by size."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def __init__(self, file: IO[bytes], source: str, paths_as_str: bool = False, max_bytes: int = 0,
+                 **kwargs: Any):
         super().__init__(file, **kwargs)
         self._source = source
         self._paths_as_str = paths_as_str
+        # No allocation a data pickle asks for by size is larger than the pickle itself (its
+        # arrays' data is in the file); numpy's own pickles ask for none (shape (0,)).
+        self._max_bytes = max_bytes
+        self._guards = {
+            "bytes": self._sized(bytes), "bytearray": self._sized(bytearray), "str": self._str,
+            "ndarray": self._ndarray, "_reconstruct": self._reconstruct, "scalar": self._scalar,
+            "dtype": self._dtype(np.dtype),
+        }
+
+    def _unsafe(self, what: str) -> UnsafePickleError:
+        return UnsafePickleError(f"{self._source}: refusing {what}; data pickles hold builtins and numpy "
+                                 "arrays, never an allocation by size")
+
+    def _sized(self, cls: type) -> Any:
+        def guarded(*args: Any) -> Any:
+            if args and _is_index(args[0]):  # bytes(10**10): a length, not data
+                raise self._unsafe(f"{cls.__name__}({clip_repr(args[0])}) (a length)")
+            return cls(*args)
+        return guarded
+
+    def _str(self, *args: Any) -> str:
+        if args and not isinstance(args[0], _STR_ARGS):
+            raise self._unsafe(f"str() of a {type(args[0]).__name__}")
+        return str(*args)
+
+    def _dtype(self, cls: type) -> Any:
+        def guarded(*args: Any, **kwargs: Any) -> Any:  # numpy writes dtype('f8', False, True)
+            if not all(isinstance(a, _SCALARS) for a in (*args, *kwargs.values())):
+                raise self._unsafe(f"numpy.{cls.__name__}() of anything but a type string and flags")
+            return cls(*args, **kwargs)
+        return guarded
+
+    def _ndarray(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._unsafe("a call of numpy.ndarray (an array by shape)")
+
+    def _check_nbytes(self, what: str, nbytes: int) -> None:
+        if nbytes > self._max_bytes:
+            raise self._unsafe(f"{what} of {nbytes} bytes (the pickle has {self._max_bytes})")
+
+    def _reconstruct(self, subtype: Any, shape: Any, dtype: Any) -> Any:
+        if subtype is self._guards["ndarray"]:  # what find_class handed out for numpy.ndarray
+            subtype = np.ndarray
+        if subtype is not np.ndarray:
+            raise self._unsafe(f"numpy _reconstruct of {clip_repr(subtype)}")
+        if not isinstance(dtype, (np.dtype, str, bytes)):
+            raise self._unsafe(f"numpy _reconstruct with dtype {clip_repr(dtype)}")
+        itemsize = np.dtype(dtype).itemsize
+        if itemsize < 0:
+            raise self._unsafe(f"a numpy array of a corrupt dtype (itemsize {itemsize})")
+        self._check_nbytes("a numpy array", _element_count(shape) * itemsize)
+        return _np_reconstruct(np.ndarray, shape, dtype)
+
+    def _scalar(self, dtype: Any, *args: Any) -> Any:
+        if not isinstance(dtype, np.dtype) or dtype.itemsize < 0:
+            raise self._unsafe(f"a numpy scalar of {clip_repr(dtype)}")
+        self._check_nbytes("a numpy scalar", dtype.itemsize)
+        return _np_scalar(dtype, *args)
+
+    def _load_build(self) -> None:
+        # numpy 2 crashes (SIGSEGV) on an object array's state whose list is shorter than its
+        # shape: check the state of an array before numpy sees it.
+        state = self.stack[-1]
+        inst = self.stack[-2]
+        if isinstance(inst, np.ndarray):
+            self._check_array_state(state)
+        elif isinstance(inst, np.dtype):
+            self._check_dtype_state(state)
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        if isinstance(inst, np.dtype) and inst.itemsize < 0:
+            raise self._unsafe(f"a corrupt numpy dtype state (itemsize {inst.itemsize})")
+
+    dispatch[pickle.BUILD[0]] = _load_build
+
+    def _check_newobj(self, cls: Any) -> None:
+        # NEWOBJ calls cls.__new__: the guarded callables are functions, refused here by name.
+        for name, guard in self._guards.items():
+            if cls is guard:
+                raise self._unsafe(f"{name}.__new__ through NEWOBJ")
+
+    def _load_newobj(self) -> None:
+        self._check_newobj(self.stack[-2])
+        pickle._Unpickler.load_newobj(self)  # type: ignore[attr-defined]
+
+    def _load_newobj_ex(self) -> None:
+        self._check_newobj(self.stack[-3])
+        pickle._Unpickler.load_newobj_ex(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.NEWOBJ[0]] = _load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = _load_newobj_ex
+
+    def _check_array_state(self, state: Any) -> None:
+        # (version, shape, dtype, is_fortran, data), or the 4 items without the version.
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise self._unsafe(f"a numpy array state that is not a 4- or 5-tuple ({type(state).__name__})")
+        shape, dtype, data = state[-4], state[-3], state[-1]
+        if not isinstance(dtype, np.dtype) or not isinstance(shape, tuple) or not all(map(_is_index, shape)):
+            raise self._unsafe("a numpy array state without a shape tuple and a dtype")
+        count = _element_count(shape)
+        if dtype.hasobject and not (isinstance(data, list) and len(data) == count):
+            size = len(data) if isinstance(data, list) else type(data).__name__
+            raise self._unsafe(f"an object array state of {count} elements with data of {size}")
+        if not dtype.hasobject and not isinstance(data, (bytes, bytearray, str)):
+            raise self._unsafe(f"a numpy array state with data of {type(data).__name__}")
+
+    def _check_dtype_state(self, state: Any) -> None:
+        # (version, endian, subarray, names, fields, elsize, alignment, flags[, metadata]), the
+        # layout numpy writes; its __setstate__ can crash or build a corrupt dtype on others.
+        ok = isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)
+        if ok:
+            _, endian, sub, names, fields, *ints = state[:8]
+            ok = (isinstance(endian, str) and all(_is_index(i) for i in ints)
+                  and (sub is None or (isinstance(sub, tuple) and len(sub) == 2
+                                       and isinstance(sub[0], np.dtype) and isinstance(sub[1], tuple)
+                                       and all(map(_is_index, sub[1]))))
+                  and (names is None or (isinstance(names, tuple) and all(isinstance(n, str) for n in names)))
+                  and (fields is None or (isinstance(fields, dict) and all(
+                      isinstance(f, tuple) and len(f) in (2, 3) and isinstance(f[0], np.dtype) and _is_index(f[1])
+                      and (len(f) == 2 or isinstance(f[2], _SCALARS)) for f in fields.values())))
+                  and (len(state) == 8 or _is_dtype_metadata(state[8])))
+        if not ok:
+            raise self._unsafe("a numpy dtype state not in numpy's layout")
 
     def find_class(self, module: str, name: str) -> Any:
         # A dotted name (protocol 4) walks attributes from the module: "numpy.dtypes" +
         # "__builtins__.get" would reach eval. Names are plain identifiers, modules exact.
+        asked = f"{module}.{name}"
         if "." not in name and not name.startswith("__"):
+            if self.proto < 3 and self.fix_imports:  # Python 2 names: __builtin__.set -> builtins.set
+                if (module, name) in _compat_pickle.NAME_MAPPING:
+                    module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+                elif module in _compat_pickle.IMPORT_MAPPING:
+                    module = _compat_pickle.IMPORT_MAPPING[module]
             if self._paths_as_str and module in ("pathlib", "pathlib._local") and name in _PATH_CLASSES:
                 return _path_as_str  # a path object runs no code: read it as the string it holds
             if (module, name) in _ALLOWED_GLOBALS:
                 return super().find_class(module, name)
-            if module in ("numpy", "numpy.dtypes"):  # np.dtype and its DType classes only
+            if (module, name) in _GUARDED_GLOBALS:
+                return self._guards[_GUARDED_GLOBALS[(module, name)]]
+            if module in ("numpy", "numpy.dtypes"):  # np.dtype's DType classes (checked calls)
                 obj = getattr(np if module == "numpy" else np.dtypes, name, None)
                 if isinstance(obj, type) and issubclass(obj, np.dtype):
-                    return obj
+                    return self._dtype(obj)
         raise UnsafePickleError(
-            f"{self._source}: refusing to unpickle global '{module}.{name}'; only builtins and numpy "
+            f"{self._source}: refusing to unpickle global '{asked}'; only builtins and numpy "
             "arrays are allowed in data pickles"
         )
+
+
+def _is_dtype_metadata(meta: Any) -> bool:
+    """None, a metadata dict, or a datetime dtype's ``(dict | None, (unit, num, den, events))``."""
+    if meta is None or isinstance(meta, dict):
+        return True
+    return (isinstance(meta, tuple) and len(meta) == 2 and (meta[0] is None or isinstance(meta[0], dict))
+            and isinstance(meta[1], tuple) and all(isinstance(v, _SCALARS) for v in meta[1]))
+
+
+def clip_repr(value: Any, limit: int = 40) -> str:
+    """``repr`` of a scalar ``value`` cut to ``limit`` characters, else its type (for messages
+    about untrusted values: a container's repr can be exponentially long)."""
+    text = f"<{type(value).__name__}>"
+    if isinstance(value, (*_STR_ARGS, np.dtype)) and not isinstance(value, np.void):
+        try:
+            text = repr(value)
+        except Exception:  # e.g. an int beyond the digit limit of str()
+            pass
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def restricted_load(path: str | os.PathLike, encoding: str = "ASCII", paths_as_str: bool = False) -> Any:
     """Unpickle ``path`` admitting only builtins and numpy arrays.
 
     Falls back to ``encoding='latin1'`` for Python-2 pickles, as the official Shift-GCN
-    feeder does. ``paths_as_str`` also admits ``pathlib`` paths, returned as plain strings
+    feeder does (Python 2 names such as ``__builtin__.set`` map to their Python 3 builtins).
+    Allowed callables that allocate by size are checked: ``bytes(n)`` / ``bytearray(n)`` with
+    an integer, ``range``, ``str()`` of a container, ``numpy.ndarray(shape)``, and numpy
+    arrays, scalars or dtypes asking for more bytes than the pickle holds, or with array or
+    dtype states numpy would crash on, raise :class:`UnsafePickleError` naming the file. ``paths_as_str`` also admits ``pathlib`` paths, returned as plain strings
     (PedGraph+'s sample pickles store one).
     """
     data = Path(path).read_bytes()
     try:
         try:
-            return _RestrictedUnpickler(io.BytesIO(data), str(path), paths_as_str, encoding=encoding).load()
+            return _RestrictedUnpickler(io.BytesIO(data), str(path), paths_as_str, len(data),
+                                        encoding=encoding).load()
         except UnicodeDecodeError:
-            return _RestrictedUnpickler(io.BytesIO(data), str(path), paths_as_str, encoding="latin1").load()
+            return _RestrictedUnpickler(io.BytesIO(data), str(path), paths_as_str, len(data),
+                                        encoding="latin1").load()
     except UnsafePickleError:
         raise
     except Exception as exc:  # truncated or corrupt file (also on the latin-1 retry), too deep, too big

@@ -273,6 +273,33 @@ def test_malformed(tmp_path, make, line, words):
         assert words in str(err)
 
 
+@pytest.mark.parametrize("token", ["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "1e400", "-1e400"])
+@pytest.mark.parametrize("line0, field", [(2, 7), (2, 8), (4, 0), (4, 2), (40, 4), (4, 5), (4, 7), (83, 10)])
+def test_non_finite_value_is_refused(tmp_path, token, line0, field):
+    # leanX/Y of a body line (line 3), x/z, depthY, colorX, orientationW/Z of joint lines: the
+    # reader refuses the token itself (not only preparation), naming the file and the line.
+    lines = _lines()
+    values = lines[line0].split()
+    assert len(values) in (10, 12)
+    values[field] = token
+    path = write(tmp_path, _edit(lines, line0, " ".join(values)), "S001C001P001R001A001.skeleton")
+    with pytest.raises(SkeletonFormatError) as info:
+        read_skeleton(path)
+    err = info.value
+    assert err.path == str(path) and err.line == line0 + 1, str(err)
+    assert f"{path}, line {line0 + 1}: value {token!r} is not a finite number" in str(err)
+
+
+def test_value_beyond_float32_reads_as_finite_float64(tmp_path):
+    # The contract: finite float64 out of the reader; the float32 range is checked where a field
+    # is stored as float32 (preparation, after its cast: tests/data/test_ntu_value_checks.py).
+    lines = _lines()
+    values = lines[2].split()
+    values[7] = "1e39"
+    seq = read_skeleton(write(tmp_path, _edit(lines, 2, " ".join(values)), "S001C001P001R001A001.skeleton"))
+    assert seq.lean[0, 0] == 1e39 and np.isfinite(seq.lean).all()
+
+
 def test_error_pickles():
     import pickle
 

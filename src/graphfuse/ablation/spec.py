@@ -37,6 +37,8 @@ from typing import Any
 
 import yaml
 
+from graphfuse.config_files import MAX_YAML_VALUES, expanded_size
+
 __all__ = [
     "SpecError",
     "AblationSpec",
@@ -54,6 +56,8 @@ __all__ = [
 ]
 
 DEFAULT_SEEDS = (0, 1, 2)
+#: Largest seed: ``seed_everything`` (numpy's legacy seeding) takes 32-bit seeds.
+MAX_SEED = 2**32 - 1
 #: test metrics at the epoch selected on validation, as every run's summary.json reports them.
 DEFAULT_METRICS = ("test/top1", "test/mean_class")
 #: The selection rule of a run whose task declares no ``monitor`` (``ModelCheckpoint(monitor="val/top1",
@@ -160,20 +164,29 @@ def _check_overrides(source: str, variant: str | None, ovr: Any) -> dict[str, An
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise SpecError(f"{where}: {key!r} has a non-finite value {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise SpecError(f"{where}: {key!r} = {value} is outside the 64-bit integer range")
         out[key] = value
     return out
 
 
 def _resolve_base(base: Any, spec_dir: Path | None, source: str) -> Path:
-    if not isinstance(base, str) or not base:
-        raise SpecError(f"{source}: 'base' must be the path of a config file, got {base!r}")
-    p = Path(base).expanduser()
+    if not isinstance(base, str) or not base or "\0" in base or len(base) > 4096:
+        shown = base if not isinstance(base, str) or len(base) <= 80 else base[:80] + "..."
+        raise SpecError(f"{source}: 'base' must be the path of a config file, got {shown!r}")
+    try:
+        p = Path(base).expanduser()
+    except RuntimeError:  # "~user/..." naming no user
+        raise SpecError(f"{source}: base config {base!r}: no such user's home directory") from None
     candidates = (
         [p] if p.is_absolute() else ([spec_dir / p] if spec_dir is not None else []) + [Path.cwd() / p]
     )
     for c in candidates:
-        if c.is_file():
-            return c.resolve()
+        try:
+            if c.is_file():
+                return c.resolve()
+        except OSError:  # e.g. a path component longer than the file system allows
+            continue
     tried = ", ".join(str(c) for c in candidates)
     raise SpecError(f"{source}: base config {base!r} not found (tried {tried})")
 
@@ -280,6 +293,8 @@ def parse_seeds(seeds: Any, source: str = "--seeds") -> list[int]:
             k = None
         if k is None or k < 0 or (isinstance(s, str) and not s.strip().isdigit()):
             raise SpecError(f"{source}: seed {s!r} is not a non-negative integer")
+        if k > MAX_SEED:
+            raise SpecError(f"{source}: seed {k} is too large (seeds are at most {MAX_SEED}, as numpy's)")
         out.append(k)
     if len(set(out)) != len(out):
         raise SpecError(f"{source}: seeds repeat: {out}")
@@ -298,8 +313,15 @@ def load_spec(path: str | Path) -> AblationSpec:
         raise SpecError(f"{path}: ablation spec not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: not valid YAML: {e}") from e
+    except RecursionError:
+        raise SpecError(f"{path}: not a usable spec (YAML nested too deeply)") from None
+    if expanded_size(raw) > MAX_YAML_VALUES:
+        raise SpecError(f"{path}: more than {MAX_YAML_VALUES} values once YAML aliases are expanded (or an "
+                        "alias inside itself); an ablation spec is a short mapping")
     return spec_from_dict(raw, source=str(path), spec_dir=path.resolve().parent, path=path.resolve())
 
 
@@ -352,7 +374,7 @@ def config_monitor(model_cfg: Any) -> str | None:
 def _base_monitor(base: Path) -> str | None:
     try:
         cfg = yaml.safe_load(base.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError, RecursionError):  # ValueError: not UTF-8
         return None  # check_config reports an unreadable base config
     return config_monitor(cfg.get("model")) if isinstance(cfg, dict) else None
 

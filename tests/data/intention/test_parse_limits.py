@@ -160,6 +160,21 @@ def test_malformed_and_non_utf8_xml_name_the_file(tmp_path):
     (read_jaad_annotations, JAAD_ANN, "<height>1080</height>", "<height>99999999999999999999</height>",
      r"original_size/height> is '99999999999999999999', outside the int64 range"),
     (read_pie_annotations, PIE_ANN, "<size>", "<size>1.5e3", r"<\./meta/task/size> is '1\.5e3"),
+    # Negative frame counts and non-positive frame sizes (fuzz suite): refused, naming the element.
+    (read_pie_annotations, PIE_ANN, "<size>9000</size>", "<size>-1</size>",
+     r"<\./meta/task/size> is '-1', outside the valid range 0\.\.2147483647"),
+    (read_pie_annotations, PIE_ANN, "<size>9000</size>", "<size>2147483648</size>",
+     r"<\./meta/task/size> is '2147483648', outside the valid range"),
+    (read_pie_annotations, PIE_ANN, "<width>1920</width>", "<width>-1920</width>",
+     r"<\./meta/task/original_size/width> is '-1920', outside the valid range 1\.\."),
+    (read_pie_annotations, PIE_ANN, "<height>1080</height>", "<height>0</height>",
+     r"<\./meta/task/original_size/height> is '0', outside the valid range 1\.\."),
+    (read_jaad_annotations, JAAD_ANN, "<size>600</size>", "<size>-1</size>",
+     r"<\./meta/task/size> is '-1', outside the valid range 0\.\."),
+    (read_jaad_annotations, JAAD_ANN, "<width>1920</width>", "<width>0</width>",
+     r"<\./meta/task/original_size/width> is '0', outside the valid range 1\.\."),
+    (read_jaad_annotations, JAAD_ANN, "<height>1080</height>", "<height>-1080</height>",
+     r"<\./meta/task/original_size/height> is '-1080', outside the valid range 1\.\."),
 ])
 def test_meta_integers(tmp_path, reader, src, old, new, match):
     text = src.read_text()

@@ -112,3 +112,28 @@ def test_missing_and_malformed(tmp_path):
     att.write_text('<ped_attributes><pedestrian id="x" age="ancient" /></ped_attributes>')
     with pytest.raises(ValueError, match=r"a.xml.*'x'.*age='ancient'"):
         read_pie_attributes(att)
+
+
+ATTRS = ROOT / "annotations_attributes" / "set05" / "video_0002_attributes.xml"
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("nan", "not a finite number"), ("NaN", "not a finite number"), ("inf", "not a finite number"),
+    ("-inf", "not a finite number"), ("1e400", "not a finite number"),
+    ("5", "outside the valid range 0..1"), ("-1e39", "outside the valid range 0..1"),
+    ("1.0000001", "outside the valid range 0..1"), ("-0.5", "outside the valid range 0..1"),
+])
+def test_intention_prob_must_be_a_probability(tmp_path, value, problem):
+    text = ATTRS.read_text()
+    att = tmp_path / "video_0002_attributes.xml"
+    att.write_text(text.replace('intention_prob="0.8833333333"', f'intention_prob="{value}"', 1))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(att))}: pedestrian '5_2_1751': attribute "
+                                         rf"intention_prob='{re.escape(value)}' is {problem}"):
+        read_pie_attributes(att)
+
+
+@pytest.mark.parametrize("value, expected", [("0", 0.0), ("1", 1.0), ("0.0", 0.0), ("1e-3", 0.001)])
+def test_intention_prob_bounds_still_read(tmp_path, value, expected):
+    att = tmp_path / "a.xml"
+    att.write_text(ATTRS.read_text().replace('intention_prob="0.8833333333"', f'intention_prob="{value}"', 1))
+    assert read_pie_attributes(att)["5_2_1751"]["intention_prob"] == expected

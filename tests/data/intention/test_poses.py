@@ -96,6 +96,52 @@ def test_coco_errors(tmp_path, content, match):
         read_coco_results(path)
 
 
+@pytest.mark.parametrize("image_id, match", [
+    ("99999999999999999999", r"image_id 99999999999999999999; a frame number has at most 9 digits"),
+    ("-99999999999999999999", r"image_id -99999999999999999999; a frame number is never negative"),
+    ("-1", r"image_id -1; a frame number is never negative"),
+    ("1000000000", r"image_id 1000000000; a frame number has at most 9 digits"),
+    ('"%s.png"' % ("9" * 5000), r"image_id '9{24}'\.\.\. \(5004 characters\); its frame number has more "
+                                r"than 9 digits"),
+    ('"frame_1234567890.jpg"', r"image_id 'frame_1234567890\.jpg'; its frame number has more than 9 digits"),
+])
+def test_coco_frame_number_out_of_range(tmp_path, image_id, match):
+    # Was OverflowError (int64) / Python's int digit-limit ValueError without the file name.
+    path = tmp_path / "f.json"
+    path.write_text('[{"image_id": %s, "keypoints": %s}]' % (image_id, coco_kps()))
+    with pytest.raises(ValueError, match=rf"{path}: entry 0 has {match}"):
+        read_coco_results(path)
+
+
+def test_coco_frame_number_bounds_still_read(tmp_path):
+    det = read_coco_results(write_json(tmp_path / "v.json", [
+        {"image_id": 999_999_999, "keypoints": coco_kps()},
+        {"image_id": "video_0001/" + "0" * 30 + "7.png", "keypoints": coco_kps()},
+        {"image_id": "x1y2z" + "a" * 200_000 + "3.png", "keypoints": coco_kps()},
+        {"image_id": 0, "keypoints": coco_kps()},
+    ]))
+    assert det.frames.tolist() == [0, 3, 7, 999_999_999]
+
+
+@pytest.mark.parametrize("box, match", [
+    ([1e308, 0, 1e308, 10], r"entry 1 has box \[1e\+308, 0, 1e\+308, 10\], whose corners .* not finite in float32"),
+    ([0, 1e39, 10, 10], r"entry 1 has box .* not finite in float32"),
+    ([3.4e38, 0, 3.4e38, 1], r"entry 1 has box .* not finite in float32"),  # x + w: finite in float64 only
+])
+def test_coco_box_overflow(tmp_path, box, match):
+    path = write_json(tmp_path / "b.json", [{"image_id": 1, "keypoints": coco_kps(), "bbox": [0, 0, 1, 1]},
+                                            {"image_id": 2, "keypoints": coco_kps(), "bbox": box}])
+    with pytest.raises(ValueError, match=rf"{path}: {match}"):
+        read_coco_results(path)
+
+
+def test_openpose_frame_number_out_of_range(tmp_path):
+    d = tmp_path / "video_0001"
+    write_json(d / ("9" * 20 + "_keypoints.json"), {"people": []})
+    with pytest.raises(ValueError, match=r"9{20}_keypoints\.json: its frame number has more than 9 digits"):
+        read_openpose_video(d)
+
+
 def test_missing_file_names_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "set01" / "video_0001.json")):
         PoseSource(tmp_path).track_poses("set01", "video_0001", "1_1_1", [1], np.array([[0, 0, 1, 1.0]]))

@@ -121,8 +121,8 @@ def read_jaad_annotations(path: str | Path) -> JAADVideo:
     path = Path(path)
     root = parse_xml(path)
     num_frames = required_int(root, "./meta/task/size", path)
-    width = required_int(root, "./meta/task/original_size/width", path)
-    height = required_int(root, "./meta/task/original_size/height", path)
+    width = required_int(root, "./meta/task/original_size/width", path, minimum=1)
+    height = required_int(root, "./meta/task/original_size/height", path, minimum=1)
     va = root.find("./meta/task/video_attributes")
     video_attributes = child_texts(va, path, "<video_attributes>") if va is not None else {}
     tracks: dict[str, JAADTrack] = {}

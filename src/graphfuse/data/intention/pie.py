@@ -108,8 +108,8 @@ def read_pie_annotations(path: str | Path, set_id: str = "", video_id: str = "")
     path = Path(path)
     root = parse_xml(path)
     num_frames = required_int(root, "./meta/task/size", path)
-    width = required_int(root, "./meta/task/original_size/width", path)
-    height = required_int(root, "./meta/task/original_size/height", path)
+    width = required_int(root, "./meta/task/original_size/width", path, minimum=1)
+    height = required_int(root, "./meta/task/original_size/height", path, minimum=1)
     peds: dict[str, PIETrack] = {}
     traffic: dict[str, PIETrack] = {}
     for ti, t in enumerate(root.findall("./track")):
@@ -165,7 +165,8 @@ def read_pie_attributes(path: str | Path) -> dict[str, dict[str, int | float]]:
         if pid is None:
             raise ValueError(f"{path}: {describe(p)} without id")
         out[pid] = {k: scalar_attr(v, k, PIE_LABEL_MAP, path, f"pedestrian {pid!r}",
-                                   float_keys=("intention_prob",))
+                                   float_keys=("intention_prob",),
+                                   float_ranges={"intention_prob": (0.0, 1.0)})
                     for k, v in p.items() if "id" not in k}
     return out
 

@@ -97,7 +97,6 @@ PAB_CROP_SIZE = 224
 
 _OPENPOSE_FRAME = re.compile(r"(\d+)_keypoints\.json$")
 _PEDGRAPH_NAME = re.compile(r"^(?:(set\d+)_)?(video_\d+)_pid_(.+)_fr_?(\d+)\.pkl$")
-_LAST_DIGITS = re.compile(r"(\d+)(?!.*\d)")
 
 
 class MissingPosesError(FileNotFoundError):
@@ -228,15 +227,31 @@ def _numeric_rows(rows: list, path: str | Path, what: str, allowed: tuple[int, .
 # COCO keypoint results (AlphaPose / MMPose)
 
 
-def _frame_number(image_id: Any) -> int | None:
-    """Frame number of a COCO ``image_id`` (an int, or a file name ending in digits), or None."""
+#: A frame number has at most this many digits (leading zeros aside): 10^9 frames are over
+#: a year of 30 fps video, and the bound keeps ``int`` far from its digit limit and int64.
+MAX_FRAME_DIGITS = 9
+_MAX_FRAME = 10**MAX_FRAME_DIGITS - 1
+_LAST_DIGITS_REVERSED = re.compile(r"\D*(\d+)")  # on the reversed stem: linear time, no backtracking blow-up
+
+
+def _frame_number(image_id: Any) -> int | str:
+    """Frame number of a COCO ``image_id`` (an int, or a file name whose stem's last run of
+    digits is the frame), or the reason it is none: a negative number, more than
+    :data:`MAX_FRAME_DIGITS` digits, no digits, another type."""
     if isinstance(image_id, (int, np.integer)) and not isinstance(image_id, bool):
+        if image_id < 0:
+            return "a frame number is never negative"
+        if image_id > _MAX_FRAME:
+            return f"a frame number has at most {MAX_FRAME_DIGITS} digits"
         return int(image_id)
     if isinstance(image_id, str):
-        m = _LAST_DIGITS.search(Path(image_id).stem)
+        m = _LAST_DIGITS_REVERSED.match(Path(image_id).stem[::-1])
         if m:
-            return int(m.group(1))
-    return None
+            digits = m.group(1)[::-1].lstrip("0") or "0"
+            if len(digits) > MAX_FRAME_DIGITS:
+                return f"its frame number has more than {MAX_FRAME_DIGITS} digits"
+            return int(digits)
+    return "expected a frame number or an image file name ending in the frame number"
 
 
 def _frame_numbers(ids: list, path: Path) -> np.ndarray:
@@ -247,10 +262,9 @@ def _frame_numbers(ids: list, path: Path) -> np.ndarray:
         distinct = dict.fromkeys(repr(v) if isinstance(v, (list, dict)) else v for v in ids)
         ids = [repr(v) if isinstance(v, (list, dict)) else v for v in ids]
     frame_of = {v: _frame_number(v) for v in distinct}
-    bad = [v for v, f in frame_of.items() if f is None]
+    bad = [v for v, f in frame_of.items() if isinstance(f, str)]
     if bad:
-        raise ValueError(f"{path}: entry {ids.index(bad[0])} has image_id {clip(bad[0])}; expected a frame "
-                         "number or an image file name ending in the frame number")
+        raise ValueError(f"{path}: entry {ids.index(bad[0])} has image_id {clip(bad[0])}; {frame_of[bad[0]]}")
     return np.fromiter((frame_of[v] for v in ids), np.int64, len(ids))
 
 
@@ -297,7 +311,16 @@ def read_coco_results(path: str | Path) -> VideoDetections:
         if bad.any():
             i = int(np.flatnonzero(has_box)[np.flatnonzero(bad)[0]])
             raise ValueError(f"{path}: entry {i} has a NaN or infinite box")
-        boxes[has_box] = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        with np.errstate(over="ignore"):
+            xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        # Checked after the arithmetic: x + w of two finite values can overflow ([1e308, 0,
+        # 1e308, 10]), and a corner beyond float32's range would be inf once stored as float32.
+        bad = ~(np.abs(xyxy) <= _FLOAT32_MAX).all(1)
+        if bad.any():
+            i = int(np.flatnonzero(has_box)[np.flatnonzero(bad)[0]])
+            raise ValueError(f"{path}: entry {i} has box {clip(given[i])}, whose corners (x1 y1 x2 y2 "
+                             f"{xyxy[np.flatnonzero(bad)[0]].tolist()}) are not finite in float32")
+        boxes[has_box] = xyxy
     order = np.argsort(frames, kind="stable")
     return VideoDetections(frames[order], keypoints[order], boxes[order], str(path))
 
@@ -336,7 +359,10 @@ def read_openpose_video(directory: str | Path) -> VideoDetections:
         m = _OPENPOSE_FRAME.search(name)
         if m is None:
             raise ValueError(f"{directory / name}: no frame number before '_keypoints.json'")
-        file_frames.append(int(m.group(1)))
+        frame = _frame_number(m.group(1))
+        if isinstance(frame, str):
+            raise ValueError(f"{directory / name}: {frame}")
+        file_frames.append(frame)
     file_frames = np.asarray(file_frames, np.int64)
     uniq, counts = np.unique(file_frames, return_counts=True)
     if (counts > 1).any():

@@ -14,12 +14,16 @@ Limits (annotation files are untrusted input):
   ``np.asarray(..., dtype=str)`` cell is as wide as the longest value, so one huge value
   would otherwise make every cell huge);
 * integers convert to int64 and floats to float64: non-integer text in an integer field and
-  integers outside the int64 range raise ValueError naming the file, element and value.
+  integers outside the int64 range raise ValueError naming the file, element and value;
+  frame counts and sizes are range-checked (:func:`required_int`: ``<size>`` in
+  ``0 .. 2**31 - 1``, ``<width>`` / ``<height>`` positive), and a float attribute must be
+  finite and within its documented range (:func:`scalar_attr`: ``intention_prob`` in [0, 1]).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -123,14 +127,26 @@ def _int_problem(text: str) -> str | None:
     return None if _INT64.min <= n <= _INT64.max else "outside the int64 range"
 
 
-def required_int(root: ET.Element, xpath: str, path: Path) -> int:
-    """:func:`required_text` at ``xpath`` as an int64 value, naming file, path and text when it
-    is not one (``<width>2.5</width>``, a 20-digit number)."""
+#: Largest count or size :func:`required_int` accepts by default (int32: frame counts and
+#: frame sizes are far below it).
+MAX_COUNT = 2**31 - 1
+
+
+def required_int(root: ET.Element, xpath: str, path: Path, *, minimum: int = 0,
+                 maximum: int = MAX_COUNT) -> int:
+    """:func:`required_text` at ``xpath`` as an integer within ``[minimum, maximum]`` (by
+    default a count: ``0 .. 2**31 - 1``; a frame size passes ``minimum=1``), naming file, path
+    and text when it is not one (``<width>2.5</width>``, a 20-digit number, ``<size>-1``,
+    ``<height>0``)."""
     text = required_text(root, xpath, path)
     problem = _int_problem(text)
     if problem:
         raise ValueError(f"{path}: <{xpath}> is {text!r}, {problem}")
-    return int(text)
+    value = int(text)
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{path}: <{xpath}> is {text!r}, outside the valid range "
+                         f"{minimum}..{maximum}")
+    return value
 
 
 def required_attrs(
@@ -262,10 +278,13 @@ def check_boxes(boxes: np.ndarray, frames: np.ndarray, path: Path, what: str) ->
 
 
 def scalar_attr(value: str, key: str, mapping: Mapping[str, Mapping[str, int]], path: Path,
-                what: str, float_keys: Sequence[str] = ()) -> int | float:
+                what: str, float_keys: Sequence[str] = (),
+                float_ranges: Mapping[str, tuple[float, float]] | None = None) -> int | float:
     """Official attribute-value rule: int if it parses (float for ``float_keys``), else the
     text label mapped through ``mapping[key]`` (as ``_get_ped_attributes`` does). Values (and
-    names) longer than MAX_FIELD_CHARS and integers outside int64 raise ValueError."""
+    names) longer than MAX_FIELD_CHARS, integers outside int64, floats that are not finite
+    (``nan``, ``inf``, ``1e400``) and floats outside ``float_ranges[key]`` (closed interval,
+    e.g. ``(0.0, 1.0)`` for a probability) raise ValueError naming file, ``what`` and value."""
     if len(key) > MAX_FIELD_CHARS:
         raise _too_long(path, what, "an attribute name", key)
     bounded(value, path, what, key)
@@ -276,6 +295,13 @@ def scalar_attr(value: str, key: str, mapping: Mapping[str, Mapping[str, int]], 
     else:
         if isinstance(number, int) and not _INT64.min <= number <= _INT64.max:
             raise ValueError(f"{path}: {what}: attribute {key}={value!r} is outside the int64 range")
+        if isinstance(number, float):
+            if not math.isfinite(number):
+                raise ValueError(f"{path}: {what}: attribute {key}={value!r} is not a finite number")
+            lo, hi = (float_ranges or {}).get(key, (-math.inf, math.inf))
+            if not lo <= number <= hi:
+                raise ValueError(f"{path}: {what}: attribute {key}={value!r} is outside the valid "
+                                 f"range {lo:g}..{hi:g}")
         return number
     table = mapping.get(key)
     if table is None or value not in table:

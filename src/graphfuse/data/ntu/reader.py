@@ -135,8 +135,10 @@ def read_skeleton(path: str | os.PathLike) -> SkeletonSequence:
 
     Raises :class:`SkeletonFormatError` (a ``ValueError``) naming the file and the 1-based
     line on any deviation from the format: empty or truncated file, a line with the wrong
-    number of values, a non-numeric value, ``numJoints != 25``, a frame or body count that
-    does not match the data that follows, or trailing data.
+    number of values, a non-numeric or non-finite value (``nan``, ``inf``, ``1e400``),
+    ``numJoints != 25``, a frame or body count that does not match the data that follows, or
+    trailing data. Every float of the result is finite (float64; a value beyond float32's
+    range such as ``1e39`` reads, and preparation refuses it after its cast to float32).
     """
     path = Path(path)
     return parse_skeleton(path.read_bytes(), source=str(path))
@@ -262,6 +264,14 @@ def parse_skeleton(raw: bytes, source: str = "<bytes>") -> SkeletonSequence:
         bad = _first(~_is_int32(joint_vals[:, :, 11]).reshape(-1))
         if bad is not None:
             errors.append((joint_lines[bad], "joint trackingState must be an integer"))
+    # A non-finite token (nan, inf, or 1e400, which overflows float64) is refused here, so no
+    # field of the sequence (lean, xyz, depth/color pixels, orientation) is NaN or infinite.
+    # Values finite in float64 but beyond float32 (1e39) read; where a field is stored as
+    # float32 (the joints, by preparation) it is checked after the cast.
+    bad = _first(~np.isfinite(values))
+    if bad is not None:
+        text = _token_text(raw, int(tok_pos[bad]))
+        errors.append((int(np.searchsorted(newline_pos, tok_pos[bad])), f"value {text!r} is not a finite number"))
     if errors:
         line, reason = min(errors, key=lambda e: e[0])
         raise _error(source, line, reason)
@@ -292,6 +302,12 @@ def parse_skeleton(raw: bytes, source: str = "<bytes>") -> SkeletonSequence:
         orientation=np.ascontiguousarray(joint_vals[:, :, 7:11]),
         joint_tracking_state=joint_vals[:, :, 11].astype(np.int32),
     )
+
+
+def _token_text(raw: bytes, pos: int, limit: int = 40) -> str:
+    """The token starting at byte ``pos`` (at most ``limit`` bytes), for an error message."""
+    tok = raw[pos:pos + limit + 1].split(maxsplit=1)[0]
+    return tok[:limit].decode("ascii", "backslashreplace") + ("..." if len(tok) > limit else "")
 
 
 def _fmt(v: float) -> str:
