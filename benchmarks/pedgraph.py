@@ -13,8 +13,9 @@ mode under ``torch.inference_mode``:
 Inputs come from ``PedGraph.example_inputs(batch, frames)``: the pose
 ``(N, C, T, 19)``, the ego velocity ``(N, 2, T)`` and, when the config uses it, the image
 crop ``(N, C_img, 192, 64)``; ``T`` is the observation length of the config's prepared
-data (32, the PedGraph+ recipe, for the PIE configs; 16 for the synthetic quickstart;
-``--frames`` to override). Parameters are counted too. Run::
+data (``graphfuse.info.observed_frames``: the prepared ``meta.json``, 16 for the synthetic
+quickstart), 32 (the PedGraph+ recipe) when the data is not prepared, ``--frames`` to
+override. Parameters are counted too. Run::
 
     python benchmarks/pedgraph.py [--configs CFG ...] [--threads 2] [--repeats 50]
 
@@ -50,7 +51,10 @@ def time_config(path: Path, threads: int, repeats: int, warmup: int, steps: int,
         warnings.simplefilter("ignore")
         task, config = build_model([str(path)])
     net = network_of(task).eval()
-    t = frames or observed_frames(config)
+    try:
+        t = frames or observed_frames(config)
+    except ValueError:  # the data is not prepared: time the PedGraph+ recipe's 32 observed frames
+        t = 32
     torch.set_num_threads(threads)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     one = net.example_inputs(1, t)

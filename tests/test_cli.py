@@ -27,15 +27,13 @@ def _fit_args(data_dir, root, *extra):
     ]
 
 
-@pytest.fixture(scope="module")
-def trained(synthetic_ntu, tmp_path_factory):
-    """One short training run shared by several tests: 10 epochs, 16-frame clips, batch 8."""
-    root = tmp_path_factory.mktemp("runs")
-    main(_fit_args(synthetic_ntu, root, "--trainer.max_epochs=10", "--model.init_args.milestones=[8]",
-                   "--data.init_args.batch_size=8"))
-    return root / "tiny" / "version_0"
+@pytest.fixture
+def trained(trained_ntu_run):
+    """The session's short training run (tests/conftest.py: 10 epochs, 8-frame clips, batch 8)."""
+    return trained_ntu_run
 
 
+@pytest.mark.slow
 def test_fit_writes_the_run_directory(trained, synthetic_ntu):
     for f in ("config.yaml", "metrics.csv", "curves.png", "summary.json", "scores.npz", "confusion_test.png",
               "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
@@ -58,6 +56,7 @@ def test_fit_writes_the_run_directory(trained, synthetic_ntu):
     assert abs(top1 - summary["test"]["metrics"]["test/top1"]) < 1e-6
 
 
+@pytest.mark.slow
 def test_short_training_improves_validation_accuracy(trained):
     rows = read_metrics_csv(trained / "metrics.csv")
     # 10 classes: chance is 0.1. Ten epochs on 48 training samples must learn something.
@@ -65,6 +64,7 @@ def test_short_training_improves_validation_accuracy(trained):
     assert rows[-1]["train/loss"] < rows[0]["train/loss"]
 
 
+@pytest.mark.slow
 def test_test_subcommand_evaluates_inside_the_checkpoint_run(trained):
     config_before = (trained / "config.yaml").read_text()
     summary_before = json.loads((trained / "summary.json").read_text())
@@ -85,6 +85,7 @@ def test_a_second_fit_gets_a_new_version(synthetic_ntu, tmp_path):
     assert (tmp_path / "tiny" / "version_1" / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(synthetic_ntu, tmp_path):
     common = ("--trainer.limit_train_batches=3", "--run.test_after_fit=false", "--model.init_args.milestones=[1]")
     main(_fit_args(synthetic_ntu, tmp_path / "a", "--trainer.max_epochs=3", *common))
@@ -146,13 +147,19 @@ def test_every_shipped_config_parses(capsys):
         assert exc.value.code in (0, None), cfg
         resolved = yaml.safe_load(capsys.readouterr().out)
         task = resolved["model"]["class_path"]
-        inner = resolved["model"]["init_args"]["model"]["init_args"]
+        # num_class is written once, in the prepared data: no config repeats it (the task's
+        # rule sets the network's when the classes are instantiated, tests/tasks/test_base.py)
+        assert "num_class:" not in cfg.read_text(), cfg
         if task == "graphfuse.tasks.ActionRecognition":
-            assert inner["num_class"] == resolved["model"]["init_args"]["num_class"], cfg
+            assert resolved["model"]["init_args"]["num_class"] is None, cfg
         else:
+            from graphfuse.tasks import CrossingIntention
+
             assert task == "graphfuse.tasks.CrossingIntention", cfg
             labels = resolved["data"]["init_args"]["labels"]
-            assert inner["num_class"] == {"three": 3, "binary": 2}[labels], cfg
+            loss = resolved["model"]["init_args"]["loss"]
+            size = CrossingIntention.output_size(None, resolved["data"]["init_args"], loss=loss)
+            assert size == {"three": 3, "binary": 1 if loss == "bce" else 2}[labels], cfg
 
 
 def test_prepare_synthetic_and_usage(tmp_path, capsys):

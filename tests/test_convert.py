@@ -48,9 +48,9 @@ def test_convert_then_test_reproduces_the_logits(synthetic_ntu, tmp_path):
     dm.setup("test")
     names = dm.split_names("test")
     with torch.no_grad():
-        for x, _, index in dm.test_dataloader():
-            logits = model(x)
-            for i, row in zip(index.tolist(), logits.numpy()):
+        for batch in dm.test_dataloader():
+            logits = model(batch["x"])
+            for i, row in zip(batch["id"].tolist(), logits.numpy()):
                 np.testing.assert_allclose(got[names[i]], row, rtol=1e-5, atol=1e-5)
     assert len(got) == len(names)
 

@@ -11,6 +11,8 @@ from graphfuse.data.datamodule import SkeletonDataModule
 from graphfuse.models import ShiftGCN
 from graphfuse.tasks import ActionRecognition
 
+pytestmark = pytest.mark.slow  # spawns two training processes per test
+
 
 def _task(seed: int = 0) -> ActionRecognition:
     torch.manual_seed(seed)

@@ -29,6 +29,7 @@ def trained(synthetic_pie, tmp_path_factory):
     return root / "pie" / "version_0"
 
 
+@pytest.mark.slow
 def test_quickstart_training_beats_chance(trained, synthetic_pie):
     summary = json.loads((trained / "summary.json").read_text())
     test = summary["test"]["metrics"]

@@ -3,18 +3,36 @@
 ``graphfuse convert shiftgcn ntu_ShiftGCN_joint_xsub.pt shiftgcn_joint_xsub.ckpt`` then::
 
     graphfuse test -c configs/ntu60-xsub/shiftgcn/joint.yaml --ckpt_path shiftgcn_joint_xsub.ckpt
+
+Every converter has one signature, ``convert(input_path, output_path, **options) -> Path``,
+and is declared by its family (:mod:`graphfuse.families`) with its extra options and the table
+of the released checkpoints it reads (:class:`graphfuse.models.weights.Weights`).
+``graphfuse convert --list`` prints those tables (:func:`format_weights_table`). A converted
+file whose path names a released file (``ntu_ShiftGCN_joint_xsub.pt``,
+``pie-23-IVSFT/best.pth``) is checked against the release's sha256 (a mismatch warns), and its
+checkpoint records the release's name; every converted checkpoint records the input's sha256.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning
 import torch
 
 from .checkpoints import save_checkpoint
 
-__all__ = ["convert_pedgraph", "convert_shiftgcn", "wrap_state_dict"]
+__all__ = [
+    "convert_pedgraph",
+    "convert_shiftgcn",
+    "convert_with",
+    "format_weights_table",
+    "release_info",
+    "wrap_state_dict",
+]
 
 
 def wrap_state_dict(state_dict: dict[str, torch.Tensor], prefix: str = "model.", **info: object) -> dict:
@@ -31,7 +49,7 @@ def wrap_state_dict(state_dict: dict[str, torch.Tensor], prefix: str = "model.",
     }
 
 
-def convert_shiftgcn(input_path: str | Path, output_path: str | Path) -> Path:
+def convert_shiftgcn(input_path: str | Path, output_path: str | Path, **options: Any) -> Path:
     """Official Shift-GCN ``.pt`` state dict -> graphfuse checkpoint (strict key check).
 
     The number of classes is read from ``fc.weight``; the weights are loaded into a
@@ -40,6 +58,8 @@ def convert_shiftgcn(input_path: str | Path, output_path: str | Path) -> Path:
     """
     from .models.shiftgcn import ShiftGCN, load_official_state_dict
 
+    if options:
+        raise TypeError(f"convert_shiftgcn takes no options, got {', '.join(sorted(options))}")
     input_path, output_path = Path(input_path), Path(output_path)
     state = load_official_state_dict(input_path)
     if "fc.weight" not in state:
@@ -50,11 +70,14 @@ def convert_shiftgcn(input_path: str | Path, output_path: str | Path) -> Path:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ValueError(f"{input_path}: does not match the official Shift-GCN layout: {exc}") from exc
+    from .models.shiftgcn import WEIGHTS
+
     ckpt = wrap_state_dict(
         {k: v.detach().clone() for k, v in model.state_dict().items()},
         converted_from=str(input_path),
         model="graphfuse.models.ShiftGCN",
         num_class=num_class,
+        **release_info(input_path, WEIGHTS),
     )
     save_checkpoint(ckpt, output_path)
     return output_path
@@ -98,6 +121,90 @@ def convert_pedgraph(input_path: str | Path, output_path: str | Path, flags: str
         info["dataset"] = parsed["dataset"]
         info["forecast"] = parsed["forecast"]
         info["time_crop"] = parsed["time_crop"]
+    from .models.pedgraph import WEIGHTS
+
+    info.update(release_info(input_path, WEIGHTS))
     ckpt = wrap_state_dict({k: v.detach().clone() for k, v in model.state_dict().items()}, **info)
     save_checkpoint(ckpt, output_path)
     return output_path
+
+
+# -- released weights -----------------------------------------------------------------------------
+def release_info(input_path: str | Path, table: Iterable[Any]) -> dict[str, Any]:
+    """What a converted checkpoint records about its input: ``source_sha256`` and, when the
+    path names a released file of ``table`` (:func:`graphfuse.models.weights.find_weights`),
+    ``release`` (its name) and ``release_sha256_ok`` (``True``/``False``; ``None`` when the
+    release's sha256 is unknown). A mismatch warns: the file is not the published one (the
+    conversion itself still checks every key and shape)."""
+    from .models.weights import file_sha256, find_weights
+
+    digest = file_sha256(input_path)
+    info: dict[str, Any] = {"source_sha256": digest}
+    release = find_weights(input_path, table)
+    if release is not None:
+        ok = None if release.sha256 is None else digest == release.sha256
+        info.update(release=release.name, release_sha256_ok=ok)
+        if ok is False:
+            warnings.warn(f"{input_path}: sha256 {digest} differs from the released {release.file} "
+                          f"({release.sha256}); converting it anyway", stacklevel=2)
+    return info
+
+
+def convert_with(
+    converter: Any, input_path: str | Path, output_path: str | Path, **options: Any
+) -> list[str]:
+    """Run a family's :class:`~graphfuse.families.Converter`; return the lines ``graphfuse
+    convert`` prints: ``wrote OUT`` and, for a released file, its reported number and the
+    ``graphfuse test`` command that evaluates it."""
+    import sys
+
+    from .families import resolve
+    from .models.weights import file_sha256, find_weights
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = resolve(converter.convert)(input_path, output_path, **options)
+    for w in caught:  # one line each on stderr (a sha256 mismatch), no source line
+        print(f"graphfuse convert: warning: {w.message}", file=sys.stderr)
+    lines = [f"wrote {out}"]
+    release = find_weights(input_path, converter.released())
+    if release is not None and release.sha256 is not None and file_sha256(input_path) != release.sha256:
+        release = None  # not the published file (warned above)
+    if release is not None:
+        reported = "no number reported" if release.reported is None else f"reported {release.reported_text}"
+        lines.append(f"released file {release.file}: {release.num_class} classes, {reported} "
+                     f"({release.source})")
+        if release.config:
+            lines.append("evaluate with: graphfuse test -c " + " ".join(
+                [release.config, *release.config_overrides, f"--ckpt_path {out}"]))
+        if release.notes:
+            lines.append(f"note: {release.notes}")
+    return lines
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def format_weights_table(family_list: Sequence[Any] | None = None) -> str:
+    """``graphfuse convert --list``: per family and converter, a Markdown table of the released
+    checkpoints (file, sha256 or ``unknown``, classes, config with its overrides, reported
+    number, source, protocol, notes)."""
+    from .families import families
+
+    out: list[str] = []
+    for family in families() if family_list is None else family_list:
+        for converter in family.converters:
+            table = converter.released()
+            out.append(f"{family.name}: graphfuse convert {converter.name} {converter.usage} "
+                       f"({len(table)} released checkpoints)")
+            out.append("")
+            out.append("| file | sha256 | classes | config | reported | source | protocol | notes |")
+            out.append("|---|---|---|---|---|---|---|---|")
+            for w in table:
+                config = " ".join([w.config, *w.config_overrides]) if w.config else "none shipped"
+                out.append("| " + " | ".join(_cell(c) for c in (
+                    w.file, w.sha256 or "unknown", w.num_class, config, w.reported_text, w.source,
+                    w.protocol, w.notes or "-")) + " |")
+            out.append("")
+    return "\n".join(out) + ("\n" if out else "")

@@ -15,7 +15,14 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 from .checkpoints import CheckpointError, SafeCheckpointIO, is_remote, load_checkpoint, local_checkpoint_path
 
-__all__ = ["GraphfuseCLI", "RunOptions", "import_components", "task_monitor", "DEFAULT_MONITOR"]
+__all__ = [
+    "GraphfuseCLI",
+    "RunOptions",
+    "import_components",
+    "task_monitor",
+    "DEFAULT_MONITOR",
+    "resolve_network_output_size",
+]
 
 #: Selection metric of a task that declares none (``ActionRecognition``): maximised.
 DEFAULT_MONITOR = "val/top1"
@@ -120,6 +127,13 @@ class GraphfuseCLI(LightningCLI):
         finally:
             for p, e in zip(parsers, exits):
                 p.exit_on_error = e
+
+    def instantiate_classes(self) -> None:
+        # num_class is written once, in the prepared data: the network's output size is set
+        # from meta.json by the task's rule before the classes are built, so the run's
+        # config.yaml records it (graphfuse.tasks.base.resolve_output_size).
+        resolve_network_output_size(self.config[self.subcommand] if self.subcommand else self.config)
+        super().instantiate_classes()
 
     def _parse_ckpt_path(self) -> None:
         # The run's config.yaml is the source of truth; do not merge checkpoint hparams into it.
@@ -241,6 +255,53 @@ class GraphfuseCLI(LightningCLI):
             _print_summary(self.run_dir, cfg.protocol)
 
 
+def resolve_network_output_size(cfg: Any, generate: bool = True) -> int | None:
+    """Set ``model.init_args.model.init_args.num_class`` of a parsed config from the data by
+    the task's rule (:func:`graphfuse.tasks.base.resolve_output_size`; the config keeps a
+    value the data accepts, an unset one is derived, a contradicting one is an error).
+
+    The data is the config's datamodule's ``meta.json``: with ``generate`` (``fit``, ``test``,
+    ...) read through the datamodule, which generates synthetic data there on first use as it
+    would anyway; without (``graphfuse info``) only an existing ``meta.json`` is read, or, for
+    a synthetic datamodule, the summary of the data it would generate (``synthetic_meta()``).
+    No prepared data: the network's own value stays.
+    """
+    from .tasks.base import resolve_output_size
+
+    return resolve_output_size(cfg, lambda: _prepared_meta(cfg, generate))
+
+
+def _prepared_meta(cfg: Any, generate: bool) -> dict[str, Any] | None:
+    """``meta.json`` of the config's datamodule, or None when there is no prepared data."""
+    import importlib
+
+    data = cfg.get("data") if hasattr(cfg, "get") else None
+    class_path = getattr(data, "class_path", None) if data is not None else None
+    if not isinstance(class_path, str):
+        return None
+    init = getattr(data, "init_args", None)
+    try:
+        module, _, name = class_path.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        dm = cls(**(dict(vars(init)) if init is not None else {}))
+    except Exception:  # noqa: BLE001 - a datamodule that cannot be built here fails later with its own error
+        return None
+    if generate:
+        try:
+            return dm.meta
+        except FileNotFoundError:
+            return None
+    meta_path = getattr(dm, "meta_path", None)
+    if meta_path is not None and Path(meta_path).is_file():
+        try:
+            return dm.meta
+        except (OSError, ValueError):
+            return None
+    if getattr(dm, "synthetic", False) and callable(getattr(dm, "synthetic_meta", None)):
+        return dm.synthetic_meta()
+    return None
+
+
 def _pin_weights_only(cfg: Any) -> None:
     """LightningCLI exposes Lightning's ``--weights_only``; graphfuse pins it to true."""
     if "weights_only" not in cfg:
@@ -294,7 +355,13 @@ def _print_summary(run_dir: Path, protocol: str) -> None:
 
 
 def import_components() -> None:
-    """Import every model, task and datamodule so short class names resolve in configs."""
+    """Import every model, task and datamodule so short class names resolve in configs: the
+    shared ``models`` and ``tasks`` packages, then each registered family's ``components``."""
+    import importlib
+
     from . import models, tasks  # noqa: F401
-    from .data import datamodule  # noqa: F401
-    from .data.intention import datamodule as _intention_datamodule  # noqa: F401
+    from .families import families
+
+    for family in families():
+        for module in family.components:
+            importlib.import_module(module)

@@ -2,7 +2,11 @@
 
 ``graphfuse info -c CONFIG [--dotted.key=value ...] [--frames T]`` builds the ``model``
 section of a training config with the same parser as ``graphfuse fit`` (LightningCLI), but
-instantiates the model only: no datamodule is built and no data is read.
+instantiates the model only: no datamodule is built and no data is read. The example input
+comes from the network's family (:mod:`graphfuse.families`): derived from the config and the
+prepared data's ``meta.json`` (e.g. ``T`` = the datamodule's ``clip_len``, or the prepared
+``obs_length``), never guessed; ``--frames`` / ``--channels`` / ``--joints`` / ``--persons``
+override it.
 
 FLOPs are counted by :class:`torch.utils.flop_counter.FlopCounterMode` on one forward pass
 in eval mode for an input ``(1, C, T, V, M)``. That counter counts **a multiply-add as 2
@@ -21,13 +25,10 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-
-from .io import read_json
 
 __all__ = [
     "ModelCost",
@@ -37,6 +38,7 @@ __all__ = [
     "network_of",
     "input_shape_for",
     "observed_frames",
+    "example_input",
     "format_cost",
     "info_main",
     "add_info_arguments",
@@ -179,6 +181,11 @@ def _model_only_cli() -> type:
 
         def instantiate_classes(self) -> None:
             cfg = self.config.clone()
+            # The network's num_class by the task's rule, as `fit` would set it, from an
+            # existing meta.json only (or what synthetic data would hold); nothing is generated.
+            from .engine import resolve_network_output_size
+
+            resolve_network_output_size(cfg, generate=False)
             # Leave the datamodule out: building it may read or generate data.
             cfg.data = None
             # jsonargparse >= 4.49 renamed instantiate_classes to instantiate
@@ -209,14 +216,34 @@ def _data_init(config: Any) -> dict[str, Any]:
 
 
 def observed_frames(config: Any) -> int:
-    """Observation length of an intention config's data: ``options.obs_length`` of the prepared
-    ``meta.json`` when the data exists, else 16 for synthetic data (prepared with the
-    benchmark's default) and 32 (the PedGraph+ recipe) otherwise."""
-    data_dir = _data_init(config).get("data_dir")
-    meta = Path(str(data_dir)) / "meta.json" if data_dir else None
-    if meta is not None and meta.is_file():
-        return int(read_json(meta)["options"]["obs_length"])
-    return 16 if _data_init(config).get("synthetic") else 32
+    """Observation length of an intention config's data, derived from the prepared
+    ``meta.json`` (or, for ``synthetic: true``, from the synthetic generator's default); see
+    :func:`graphfuse.families.crossing_intention.observed_frames`. Raises ``ValueError``
+    asking for ``--frames`` when neither exists."""
+    from .families.crossing_intention import observed_frames as _observed_frames
+
+    return _observed_frames(config)
+
+
+def example_input(
+    network: nn.Module,
+    config: Any = None,
+    frames: int | None = None,
+    channels: int | None = None,
+    joints: int | None = None,
+    persons: int | None = None,
+) -> tuple[torch.Tensor | None, ...] | None:
+    """The example input of ``network`` for ``graphfuse info``, built by the family that
+    declares the network (:func:`graphfuse.families.family_of_network`) from the config and the
+    prepared data's ``meta.json``; ``None`` for a network no family declares (``info`` then
+    uses :func:`input_shape_for` from the network's attributes)."""
+    from .families import family_of_network, resolve
+
+    family = family_of_network(network)
+    if family is None or family.example_input is None:
+        return None
+    build = resolve(family.example_input)
+    return tuple(build(network, config, frames=frames, channels=channels, joints=joints, persons=persons))
 
 
 def input_shape_for(
@@ -302,8 +329,13 @@ def info_main(
     """``graphfuse info``: build the config's model, print its cost, return it."""
     task, cfg = build_model(config, overrides)
     net = network_of(task)
-    if hasattr(net, "example_inputs"):  # multi-input models (PedGraph: pose, velocity, image)
-        cost = model_cost(net, inputs=net.example_inputs(1, frames or observed_frames(cfg)))
+    inputs = example_input(net, cfg, frames, channels, joints, persons)
+    if inputs is not None:  # the network's family builds it (several inputs: PedGraph)
+        cost = model_cost(net, inputs=inputs)
+    elif hasattr(net, "example_inputs"):  # a multi-input network of no family: T must be given
+        if frames is None:
+            raise ValueError(f"{type(net).__name__} belongs to no registered family; give --frames T")
+        cost = model_cost(net, inputs=net.example_inputs(1, frames))
     else:
         shape = input_shape_for(net, cfg, frames, channels, joints, persons)
         cost = model_cost(net, shape)

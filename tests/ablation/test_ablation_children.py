@@ -36,6 +36,7 @@ def _wait_file(path: Path, timeout: float = 60.0) -> str:
     raise AssertionError(f"{path} never written")
 
 
+@pytest.mark.slow
 def test_a_sigkilled_ablate_takes_its_running_run_along(tmp_path):
     """An ablate-like parent runs one (variant, seed) through the runner's executor, whose command
     is a sleeper that records its pid; SIGKILL the parent: the sleeper must be gone within
@@ -99,6 +100,7 @@ def test_spawned_runs_get_a_process_group_of_their_own(tmp_path):
         proc.kill()
 
 
+@pytest.mark.slow
 def test_a_run_directory_another_process_writes_is_not_touched(tmp_path):
     from graphfuse.ablation.runner import PlannedRun, _Executor, _Status
     from types import SimpleNamespace

@@ -17,6 +17,8 @@ from graphfuse.runs import read_metrics_csv
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "configs" / "synthetic-ntu" / "shiftgcn" / "quickstart.yaml"
 
+pytestmark = pytest.mark.slow  # real `graphfuse fit` processes
+
 
 def _write_spec(path: Path, data_dir: Path, variants: dict, seeds=(0, 1), name="tiny") -> Path:
     spec = {

@@ -26,6 +26,11 @@ def write_prepared(root: Path, n_train: int = 20, n_test: int = 6, num_class: in
                            name=lambda split, i: f"{split}{i:03d}", num_frames=lambda i: 30 + 13 * i)
 
 
+def _xyi(item):
+    """A dict item or batch as ``(x, target, id)``."""
+    return item["x"], item["target"], item["id"]
+
+
 # ------------------------------------------------------------------------ stratified hold-out
 def test_stratified_holdout_proportions() -> None:
     # class sizes 20, 3, 1, 2 with fraction 0.1: k = round(2.0)=2, round(0.3)=0 -> at least 1,
@@ -69,31 +74,31 @@ def test_loaders_shapes_and_index_mapping(tmp_path: Path) -> None:
 
     batches = list(dm.train_dataloader())
     assert len(batches) == 4  # 16 // 4, drop_last
-    x, y, idx = batches[0]
+    x, y, idx = _xyi(batches[0])
     assert x.shape == (4, C, T, V, M) and x.dtype == torch.float32
     assert y.shape == (4,) and y.dtype == torch.int64 and idx.dtype == torch.int64
     # index -> name -> row of the stored array
-    for b_x, b_y, b_i in batches:
+    for b_x, b_y, b_i in map(_xyi, batches):
         for k in range(len(b_i)):
             name = train_names[int(b_i[k])]
             row = int(name[5:])
             np.testing.assert_array_equal(b_x[k].numpy(), arrays["train"][row])
             assert int(b_y[k]) == row % 4
 
-    vx, vy, vi = next(iter(dm.val_dataloader()))
+    vx, vy, vi = _xyi(next(iter(dm.val_dataloader())))
     assert vx.shape == (4, C, T, V, M) and vi.tolist() == [0, 1, 2, 3]
-    tx, _, ti = next(iter(dm.test_dataloader()))
+    tx, _, ti = _xyi(next(iter(dm.test_dataloader())))
     assert tx.shape == (5, C, T, V, M) and ti.tolist() == [0, 1, 2, 3, 4]
     assert dm.split_names("test") == dm.split_names("predict") == [f"test{i:03d}" for i in range(6)]
-    assert sum(len(b[0]) for b in dm.predict_dataloader()) == 6
+    assert sum(len(b["x"]) for b in dm.predict_dataloader()) == 6
 
 
 def test_clip_len_and_stream(tmp_path: Path) -> None:
     arrays = write_prepared(tmp_path / "d")
     dm = SkeletonDataModule(str(tmp_path / "d"), stream="bone_motion", batch_size=4, clip_len=8)
-    x, _, _ = next(iter(dm.train_dataloader()))
+    x, _, _ = _xyi(next(iter(dm.train_dataloader())))
     assert x.shape == (4, C, 8, V, M)
-    tx, _, ti = next(iter(dm.test_dataloader()))
+    tx, _, ti = _xyi(next(iter(dm.test_dataloader())))
     assert tx.shape == (4, C, 8, V, M)
     # eval clips: deterministic PYSKL test-mode frames of the stream computed on all 300 frames
     from graphfuse.data.transforms import UniformSample
@@ -116,7 +121,7 @@ def test_train_order_follows_epoch_seeded_sampler(tmp_path: Path) -> None:
     dm = SkeletonDataModule(str(tmp_path / "d"), batch_size=4, seed=11, val_fraction=0.2)
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(3)
-    got = torch.cat([b[2] for b in loader]).tolist()
+    got = torch.cat([b["id"] for b in loader]).tolist()
     ref = EpochSeededSampler(16, seed=11)
     ref.set_epoch(3)
     assert got == ref.order().tolist()
@@ -140,8 +145,8 @@ def test_lightning_ddp_sampler_replacement_keeps_tuples(tmp_path: Path) -> None:
         dl2 = _update_dataloader(dl, sampler, mode=RunningStage.TRAINING)
         dl2.sampler.set_epoch(1)
         batches = list(dl2)
-        assert len(batches) == 4 and batches[0][0].shape == (2, C, 8, V, M)
-        seen += torch.cat([b[2] for b in batches]).tolist()
+        assert len(batches) == 4 and batches[0]["x"].shape == (2, C, 8, V, M)
+        seen += torch.cat([b["id"] for b in batches]).tolist()
     assert sorted(seen) == list(range(16))
 
 
@@ -192,7 +197,7 @@ class _Recorder(L.LightningModule):
         self.seen: list[tuple[int, list[int], float]] = []
 
     def training_step(self, batch, batch_idx):
-        x, y, idx = batch
+        x, y, idx = _xyi(batch)
         self.seen.append((self.current_epoch, idx.tolist(), float(x.double().sum())))
         return torch.nn.functional.cross_entropy(self.fc(x.mean(dim=(2, 3, 4))), y)
 
@@ -241,18 +246,18 @@ def test_frame_stride_on_whole_sequences_and_clips(tmp_path: Path) -> None:
     arrays = write_prepared(tmp_path / "d")
     # whole sequences: every 3rd of the 300 stored frames, train and eval alike
     dm = SkeletonDataModule(str(tmp_path / "d"), batch_size=4, frame_stride=3, val_fraction=0.2)
-    x, _, idx = next(iter(dm.train_dataloader()))
+    x, _, idx = _xyi(next(iter(dm.train_dataloader())))
     assert x.shape == (4, C, 100, V, M)
     row = int(dm.split_names("fit")[int(idx[0])][5:])
     np.testing.assert_array_equal(x[0].numpy(), arrays["train"][row][:, ::3])
-    tx, _, ti = next(iter(dm.test_dataloader()))
+    tx, _, ti = _xyi(next(iter(dm.test_dataloader())))
     np.testing.assert_array_equal(tx[2].numpy(), arrays["test"][int(ti[2])][:, ::3])
 
     # with clips: subsample the stream first, then sample the clip from the ceil(n / 2) kept frames
     dm = SkeletonDataModule(str(tmp_path / "d"), stream="joint_motion", batch_size=4, clip_len=8, frame_stride=2)
-    x, _, _ = next(iter(dm.train_dataloader()))
+    x, _, _ = _xyi(next(iter(dm.train_dataloader())))
     assert x.shape == (4, C, 8, V, M)
-    tx, _, ti = next(iter(dm.test_dataloader()))
+    tx, _, ti = _xyi(next(iter(dm.test_dataloader())))
     from graphfuse.data.transforms import UniformSample
 
     i = int(ti[1])
@@ -263,7 +268,7 @@ def test_frame_stride_on_whole_sequences_and_clips(tmp_path: Path) -> None:
     # training clips come from kept, valid frames only: each is one original frame 2 * j
     ds = dm.dataset("train")
     motion = compute_stream(arrays["train"][int(ds.rows[0])], "joint_motion")
-    xt = ds[(0, 5)][0].numpy()
+    xt = ds[(0, 5)]["x"].numpy()
     for t in range(8):
         hits = [j for j in range(0, int(ds.num_frames[0]), 2) if np.array_equal(motion[:, j], xt[:, t])]
         assert hits, f"clip frame {t} is not a kept valid frame"

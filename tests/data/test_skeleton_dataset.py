@@ -44,6 +44,11 @@ def edit_meta(root: Path, fn) -> None:
     (root / "meta.json").write_text(json.dumps(meta))
 
 
+def _xyi(item):
+    """A dict item or batch as ``(x, target, id)``."""
+    return item["x"], item["target"], item["id"]
+
+
 # ------------------------------------------------------------------------------------- streams
 def bone_loop(joint: np.ndarray) -> np.ndarray:
     """float64 reference written as the official gen_bone_data loop over the 1-based pairs."""
@@ -105,14 +110,14 @@ def test_dataset_items_and_properties(tmp_path: Path) -> None:
     for stream in ("joint", "bone", "joint_motion", "bone_motion"):
         ds = SkeletonDataset(root, "train", stream)
         assert len(ds) == 6 and ds.num_class == 3 and ds.in_channels == 3
-        x, y, i = ds[4]
+        x, y, i = _xyi(ds[4])
         assert x.dtype == torch.float32 and x.shape == (C, T, V, M)
         assert y.dtype == torch.int64 and y.ndim == 0 and int(y) == 4 % 3 and i == 4
         expected = compute_stream(arrays["train"][4], stream)
         np.testing.assert_array_equal(x.numpy(), expected)
     # items are private writable copies, never views of the memory map
     x += 1
-    np.testing.assert_array_equal(ds[4][0].numpy(), compute_stream(arrays["train"][4], stream))
+    np.testing.assert_array_equal(ds[4]["x"].numpy(), compute_stream(arrays["train"][4], stream))
     assert ds.names[2] == "S001C001Ptr002A001"
     np.testing.assert_array_equal(ds.labels, [0, 1, 2, 0, 1, 2])
     np.testing.assert_array_equal(ds.num_frames, [300, 293, 286, 279, 272, 265])
@@ -122,7 +127,7 @@ def test_dataset_subset_indices(tmp_path: Path) -> None:
     root, arrays = write_prepared(tmp_path / "d")
     ds = SkeletonDataset(root, "train", indices=[5, 1])
     assert len(ds) == 2 and ds.names == ["S001C001Ptr005A001", "S001C001Ptr001A001"]
-    x, y, i = ds[1]
+    x, y, i = _xyi(ds[1])
     assert i == 1 and int(y) == 1
     np.testing.assert_array_equal(x.numpy(), arrays["train"][1])
     with pytest.raises(ValueError, match="indices"):
@@ -137,13 +142,13 @@ def test_dataset_prefers_stored_stream_and_absolute_path(tmp_path: Path) -> None
     abs_file.parent.mkdir()
     np.save(abs_file, stored_bone)
     edit_meta(root, lambda m: m["splits"]["train"]["files"].__setitem__("bone", str(abs_file)))
-    x, _, _ = SkeletonDataset(root, "train", "bone")[0]
+    x, _, _ = _xyi(SkeletonDataset(root, "train", "bone")[0])
     assert np.all(x.numpy() == stored_bone[0])
     # bone_motion derives the motion of the stored bone array
-    bm, _, _ = SkeletonDataset(root, "train", "bone_motion")[0]
+    bm, _, _ = _xyi(SkeletonDataset(root, "train", "bone_motion")[0])
     np.testing.assert_array_equal(bm.numpy(), compute_stream(stored_bone[0], "joint_motion"))
     # joint_motion still comes from the joints
-    jm, _, _ = SkeletonDataset(root, "train", "joint_motion")[0]
+    jm, _, _ = _xyi(SkeletonDataset(root, "train", "joint_motion")[0])
     np.testing.assert_array_equal(jm.numpy(), compute_stream(arrays["train"][0], "joint_motion"))
 
 
@@ -213,16 +218,16 @@ def test_seeded_item_transform_and_pickling(tmp_path: Path) -> None:
     tf = _NoisyCrop()
     seen = tf.seen
     ds = SkeletonDataset(root, "train", transform=tf)
-    a, _, ia = ds[(3, 12345)]
-    b, _, ib = ds[(3, 12345)]
-    c, _, _ = ds[(3, 999)]
+    a, _, ia = _xyi(ds[(3, 12345)])
+    b, _, ib = _xyi(ds[(3, 12345)])
+    c, _, _ = _xyi(ds[(3, 999)])
     assert ia == ib == 3 and a.shape == (C, 4, V, M)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert seen == [279, 279, 279]
     # the memory map is not pickled into workers: the pickle stays far below the array size
     assert len(pickle.dumps(ds)) < 100_000
     d2 = pickle.loads(pickle.dumps(ds))
-    assert torch.equal(d2[(3, 12345)][0], a)
+    assert torch.equal(d2[(3, 12345)]["x"], a)
 
 
 # ------------------------------------------------------------------------------------- sampler
@@ -279,9 +284,9 @@ def test_sampler_through_dataloader(tmp_path: Path) -> None:
     loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=0)
     batches = list(loader)
     expected = list(sampler)
-    idx = torch.cat([b[2] for b in batches])
+    idx = torch.cat([b["id"] for b in batches])
     assert idx.dtype == torch.int64 and idx.tolist() == [i for i, _ in expected]
-    draws = torch.cat([b[0][:, 0, 0, 0, 0] for b in batches])
+    draws = torch.cat([b["x"][:, 0, 0, 0, 0] for b in batches])
     want = [np.random.default_rng(sd).integers(1 << 30) for _, sd in expected]
     assert draws.tolist() == [float(np.float32(w)) for w in want]
 
@@ -296,7 +301,7 @@ def test_workers_do_not_change_the_data(tmp_path: Path) -> None:
         sampler = EpochSeededSampler(len(ds), seed=1)
         sampler.set_epoch(3)
         runs.append(list(DataLoader(ds, batch_size=2, sampler=sampler, num_workers=workers)))
-    for (xa, ya, ia), (xb, yb, ib) in zip(*runs):
+    for (xa, ya, ia), (xb, yb, ib) in zip(map(_xyi, runs[0]), map(_xyi, runs[1])):
         assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ia, ib)
 
 

@@ -56,8 +56,8 @@ class _Items(Dataset):
         out = {
             "pose": self.pose[i],
             "velocity": self.vel[i],
-            "label": self.label[i],
-            "index": torch.tensor(i),
+            "target": self.label[i],
+            "id": torch.tensor(i),
         }
         if self.image:
             out["image"] = torch.zeros(3, 4, 4)
@@ -162,8 +162,8 @@ def test_passes_exactly_the_inputs_the_model_uses():
         "pose": torch.zeros(2, C, T, V),
         "velocity": torch.zeros(2, 2, T),
         "image": torch.zeros(2, 3, 4, 4),
-        "label": torch.tensor([0, 1]),
-        "index": torch.tensor([0, 1]),
+        "target": torch.tensor([0, 1]),
+        "id": torch.tensor([0, 1]),
     }
     for uses_velocity in (True, False):
         model = _Fake(uses_velocity=uses_velocity)

@@ -35,6 +35,7 @@ from graphfuse.io import atomic_path, read_json_dict, write_text
 
 from .spec import DEFAULT_METRICS, DEFAULT_SELECT, SUMMARY_FIELDS
 from .stats import Difference, compare_to_baseline, mean_std
+from .study_lock import study_locked
 
 __all__ = ["RunRecord", "VariantResult", "StudyReport", "collect_study", "write_report", "metric_value"]
 
@@ -198,8 +199,6 @@ def collect_study(
     if (study_dir / "study.yaml").is_file():
         spec = yaml.safe_load((study_dir / "study.yaml").read_text(encoding="utf-8")) or {}
     status = (read_json_dict(study_dir / "status.json") or {}).get("runs") or {}
-    from .runner import study_locked
-
     live = study_locked(study_dir)
 
     found: dict[str, set[int]] = {}

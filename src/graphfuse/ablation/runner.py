@@ -54,7 +54,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import yaml
 
@@ -62,6 +62,10 @@ from graphfuse.io import read_json_dict, write_json, write_text
 from graphfuse.runs import run_dir_holder
 
 from .spec import AblationSpec, ConfigCheck, SpecError, check_config, override_args
+# The study lock lives in .study_lock (shared with .report, which runner imports); its names stay
+# importable from here.
+from .study_lock import LOCK_FILE, study_locked  # noqa: F401
+from .study_lock import study_lock as _study_lock
 
 __all__ = [
     "STATUS_FILE",
@@ -87,7 +91,6 @@ STATUS_FILE = "status.json"
 STUDY_FILE = "study.yaml"
 LOG_DIR = "_logs"
 ATTEMPTS_DIR = "_attempts"
-LOCK_FILE = ".lock"
 ERROR_TAIL_LINES = 40
 
 #: Placeholders of a ``--launcher`` template.
@@ -370,44 +373,6 @@ class _Status:
             entry.update(fields)
             self.data["updated"] = _now()
             write_json(self.path, self.data)
-
-
-@contextlib.contextmanager
-def _study_lock(study_dir: Path) -> Iterator[None]:
-    """One ``graphfuse ablate`` per study at a time (released by the OS if the process dies)."""
-    study_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    fh = open(study_dir / LOCK_FILE, "a+")
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            raise RuntimeError(f"another `graphfuse ablate` is running on {study_dir}") from e
-        yield
-    finally:
-        fh.close()
-
-
-def study_locked(study_dir: str | Path) -> bool:
-    """Whether a `graphfuse ablate` is working on the study now (holds its lock)."""
-    path = Path(study_dir) / LOCK_FILE
-    if not path.is_file():
-        return False
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    return False
 
 
 def _error_tail(log: Path, lines: int = ERROR_TAIL_LINES) -> tuple[str, str]:

@@ -73,10 +73,11 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
 
 
 class SkeletonDataModule(L.LightningDataModule):
-    """Loaders for a prepared skeleton dataset: ``(x, y, index)`` batches.
+    """Loaders for a prepared skeleton dataset: dict batches ``{"x", "target", "id"}``.
 
-    ``x: (B, C, T, V, M)`` float32, ``y: (B,)`` int64, ``index: (B,)`` int64 positions in
-    :meth:`dataset` of the stage (map them to sample ids with :meth:`split_names`).
+    ``x: (B, C, T, V, M)`` float32 (the model input), ``target: (B,)`` int64 labels,
+    ``id: (B,)`` int64 positions in :meth:`dataset` of the stage (map them to sample ids
+    with :meth:`split_names`); the contract of :mod:`graphfuse.tasks.base`.
 
     Args:
         data_dir: directory prepared by ``graphfuse prepare`` (holds ``meta.json``).
@@ -193,6 +194,13 @@ class SkeletonDataModule(L.LightningDataModule):
         """Number of classes (``meta.json: num_class``)."""
         return int(self.meta["num_class"])
 
+    def synthetic_meta(self) -> dict[str, Any]:
+        """What ``meta.json`` says about the synthetic data ``synthetic: true`` would generate
+        (its class count), without generating it: for ``graphfuse info`` on a clean clone."""
+        from graphfuse.data.synthetic.ntu import ACTIONS  # lazy: only when asked
+
+        return {"num_class": len(ACTIONS), "synthetic": True}
+
     @property
     def num_point(self) -> int:
         """Joints per skeleton V (25 for NTU)."""
@@ -290,7 +298,7 @@ class SkeletonDataModule(L.LightningDataModule):
         return self._build(_STAGE_ALIASES[stage])
 
     def split_names(self, stage: str) -> list[str]:
-        """Sample ids of ``stage``'s dataset; ``index`` entries of its batches point into this list."""
+        """Sample ids of ``stage``'s dataset; the ``id`` entries of its batches point into this list."""
         return self.dataset(stage).names
 
     # -- loaders -----------------------------------------------------------------------

@@ -138,9 +138,10 @@ class SkeletonDataset(Dataset):
             hold-out split); item ``i`` of this dataset is row ``indices[i]``. Default all.
         transform: callable ``(x (C, T, V, M), num_frames, rng) -> x'`` applied last.
 
-    ``dataset[i]`` or ``dataset[(i, seed)]`` returns ``(x, label, i)``: ``x`` a float32
-    tensor ``(C, T', V, M)``, ``label`` an int64 scalar tensor, ``i`` the int index into this
-    dataset (use :attr:`names` to map it to a sample id). ``seed`` (from
+    ``dataset[i]`` or ``dataset[(i, seed)]`` returns a dict (graphfuse's batch contract,
+    :mod:`graphfuse.tasks.base`): ``"x"`` a float32 tensor ``(C, T', V, M)`` (the model
+    input), ``"target"`` the int64 scalar label, ``"id"`` the int64 scalar index ``i`` into
+    this dataset (use :attr:`names` to map it to a sample id). ``seed`` (from
     :class:`EpochSeededSampler`) seeds the transform's generator; with a plain int index the
     generator is seeded from fresh OS entropy, i.e. random augmentation is then not
     reproducible.
@@ -310,7 +311,8 @@ class SkeletonDataset(Dataset):
         state["_array"] = None  # never pickle a memory map's contents
         return state
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """``{"x": (C, T', V, M) float32, "target": () int64, "id": () int64}`` of item ``i``."""
         if isinstance(item, tuple):
             index, seed = item
             rng = np.random.default_rng(int(seed))
@@ -335,11 +337,11 @@ class SkeletonDataset(Dataset):
             if rng is None:
                 rng = np.random.default_rng()
             x = self.transform(x, int(self._num_frames[index]), rng)
-        return (
-            torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-            torch.tensor(int(self._labels[index]), dtype=torch.int64),
-            index,
-        )
+        return {
+            "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+            "target": torch.tensor(int(self._labels[index]), dtype=torch.int64),
+            "id": torch.tensor(index, dtype=torch.int64),
+        }
 
     def __repr__(self) -> str:
         return (

@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -58,6 +59,7 @@ from graphfuse.layers.decoupling_gcn import DecouplingGCN
 from graphfuse.layers.fusion import CrossAttention, GatedFusion, NodeExpansion, VelocityEncoder
 from graphfuse.layers.temporal_attention import TemporalTransformer
 from ._keys import check_state_dict
+from .weights import Weights
 
 BackboneKind = Literal["gcn", "dcgcn_tat"]
 FusionKind = Literal["gate", "cross_gated", "two_stage"]
@@ -68,6 +70,8 @@ __all__ = [
     "OFFICIAL_FLAGS",
     "DCGCNTATUnit",
     "PedGraph",
+    "WEIGHTS",
+    "load_official",
     "load_official_state_dict",
     "official_config",
     "parse_official_flags",
@@ -186,8 +190,9 @@ class PedGraph(nn.Module):
         cross_heads, cross_attention, cross_velocity_tokens, cross_node_mlp_layers,
         cross_node_mlp_hidden_mult: options of ``CrossAttention`` (heads 8, entmax15; tokens
             ``'single'`` = one velocity token per frame, which makes the output independent of
-            the pose and of the heads, or ``'nodes'`` = 19 node tokens through an MLP
-            ``1 -> hidden -> ... -> 19`` of ``cross_node_mlp_layers`` layers with hidden width
+            the pose and of the heads and leaves ``cross{1,2}.attention.linear_{q,k}`` without
+            a gradient (a ``UserWarning`` says so at construction), or ``'nodes'`` = 19 node
+            tokens through an MLP ``1 -> hidden -> ... -> 19`` of ``cross_node_mlp_layers`` layers with hidden width
             ``cross_node_mlp_hidden_mult * C``).
         gate_fc, gate_mlp_layers, gate_mlp_hidden_mult, gate_trailing_convs,
         gate_share_trailing: options of ``GatedFusion`` (FC ``'conv'`` 1x1+BN, ``'linear'`` or
@@ -324,6 +329,18 @@ class PedGraph(nn.Module):
         if fusion != "gate":
             _check_positive_int("cross_node_mlp_hidden_mult", cross_node_mlp_hidden_mult)
             _check_positive_int("node_hidden_mult", node_hidden_mult)
+            if cross_velocity_tokens == "single":
+                # The attention weights over one key are identically 1 (softmax and entmax alike),
+                # so nothing flows back into the queries and keys: dead parameters.
+                warnings.warn(
+                    f"PedGraph(fusion={fusion!r}, cross_velocity_tokens='single'): with one velocity token "
+                    "per frame the cross attention's weight is identically 1, so "
+                    "cross1/cross2.attention.linear_q and .linear_k never receive a gradient (they stay "
+                    "at their initial values); use cross_velocity_tokens='nodes' for an attention that "
+                    "learns",
+                    UserWarning,
+                    stacklevel=2,
+                )
             enc = {
                 "kind": vel_encoder,
                 "num_layers": vel_layers,
@@ -475,6 +492,12 @@ class PedGraph(nn.Module):
         """pose ``(N, C, T, V)``, velocity ``(N, 2, Tv)``, image ``(N, Cimg, H, W)``
         -> logits ``(N, num_class)``."""
         return self.forward_head(self.forward_features(pose, velocity, image))
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The batch entries :meth:`forward` takes, by name: ``pose``, plus ``velocity`` /
+        ``image`` when the model was built to use them (graphfuse's dict-batch contract)."""
+        return ("pose",) + ("velocity",) * self.uses_velocity + ("image",) * self.uses_image
 
     def example_inputs(
         self, batch: int = 1, frames: int = 32, image_size: tuple[int, int] = (192, 64), seed: int = 0
@@ -646,3 +669,131 @@ def load_official_state_dict(
     model.load_state_dict(state, strict=True)
     return model
 
+
+def load_official(path: str | os.PathLike, model: PedGraph | None = None) -> dict[str, Tensor]:
+    """The converter-side loader every family offers: ``load_official(path, model=None)`` ->
+    a checked state dict for ``model.load_state_dict(..., strict=True)``.
+
+    ``path`` is an official ``best.pth`` (or a mapping); ``module.`` / ``model.`` prefixes are
+    stripped. Keys and shapes are checked against ``model``, by default the model
+    :func:`official_config` reads from the weights themselves.
+    """
+    state, where = _read_state_dict(path)
+    if model is None:
+        model = PedGraph(**official_config(state))
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    check_state_dict(state, expected, str(where), "does not match this PedGraph configuration")
+    return state
+
+
+# ----------------------------------------------------------------------------------------
+# released weights (RodrigoGantier/Pedestrian_graph_plus weigths/: 20 PIE and 21 JAAD
+# best.pth plus jaad-23-IVFT-h2d/last.pth; every one has 3 classes, read from its weights)
+# ----------------------------------------------------------------------------------------
+_RELEASE_FILES = (  # (logdir, file, sha256 of the file at commit 3b9f78a)
+    ("jaad-23-FT", "best.pth", "ab1d5b793188b4f818d027e18c4428f1ec54fd6c06bba3dd31a7ddb576bd86f0"),
+    ("jaad-23-IFT", "best.pth", "555673414109bb11753886b614d9eaeb29b8d61715a88ac767ebe0591a131f87"),
+    ("jaad-23-IS", "best.pth", "38feea0828ae6b1f6dc4fe9304fd34ca1144cb59a3065a59e21797adef7ae2f5"),
+    ("jaad-23-ISF", "best.pth", "7c2fbc9159b01be972c69a603661ccb0d6c0303c1a3f815650099d571c58f979"),
+    ("jaad-23-ISFT", "best.pth", "c5ff5a5860556a3109a10073ec26fe45dfacaf9ba19efd40a01e94621dd19699"),
+    ("jaad-23-IV", "best.pth", "5fbb1d0a519cc08d40aa58c8aa532047d87b2539e24c641db54764be82c16a3c"),
+    ("jaad-23-IVF", "best.pth", "8744ce297eed7097687ba8397d9493a7995fb4cd5655baeeeff8e0c454ca9ab6"),
+    ("jaad-23-IVFT-h2d", "best.pth", "8b305eb50303b25902febb9188c9f4ac54ee82d826edf291bf0d7b40d13adcd2"),
+    ("jaad-23-IVFT-h2d", "last.pth", "2e19826617937ec86cc55dfc7b59455e41bfb483d6a98a1d9c69cb78941eb73a"),
+    ("jaad-23-IVFT", "best.pth", "acb24dcf347293ad3b415c348b4a6cd7f12cf838997115a3dc065e4b9f56abc3"),
+    ("jaad-23-IVS", "best.pth", "1dd633127a76c17f9abe6967e56d3a87df0daf1503f2c5fa6bdbf5be2cfa5c59"),
+    ("jaad-23-IVSF-h2d", "best.pth", "62dec61aa8858f44e51198be45d522c139980f2c5a88fa3a29087d6e6ac44536"),
+    ("jaad-23-IVSF", "best.pth", "5636d22ceaf369c41f11c3e77e1ec5f27704e705a9d91dae2264f1480a9f3317"),
+    ("jaad-23-IVSFT-h2d", "best.pth", "06b4b71adcb1f72bd683c9f05169434a5d45a893c1ffea8b9948128556f5c06d"),
+    ("jaad-23-IVSFT", "best.pth", "e0395a0032c914a7feacd5fcad1b449e719315076fe62fa06e6277a4b5963d42"),
+    ("jaad-23-VF", "best.pth", "c35239ed7c93273a812eb4e1ae40d23fe7b426d0ae7686e5cfebd80824d63129"),
+    ("jaad-23-VFT", "best.pth", "835335605220f2ff4d18d92dde66789a3263c72843ba9abfbb78fa1489bbac60"),
+    ("jaad-23-VS", "best.pth", "9635fc7df50f892257dfa6b1cc429430e8fd38033636ba6e84017e0ddf5dfa3a"),
+    ("jaad-23-VSF", "best.pth", "310fbc819243bfe0385fbc752ee58490837d1ae6e7230c09f5a8f8fd5b69720b"),
+    ("jaad-23-VSFT", "best.pth", "6826e36c9498f5331c1cbe13aa3a2654ea664ed14af1b3e2969586f15073ab92"),
+    ("jaad-23-h2d", "best.pth", "68854a3c0a9c5ca60a74c3553ab425474f33f8fe3e3bd5f59c40749003506326"),
+    ("jaad-23", "best.pth", "365ff0803695fd524fc333f9f252337f935a14355c55f1c0e9d87a98412a872a"),
+    ("pie-23-FT", "best.pth", "dbc0a29e2b8ede2eeb8bbf0648a2362fe902085866c374404e821a8cde44317c"),
+    ("pie-23-IFT", "best.pth", "bbd9d31ce2ca1dbe459816c0d45648978c3a02998817c046d249bc9ffe50d3ea"),
+    ("pie-23-IS", "best.pth", "7f318f474c1cecd5e9061bad0560e070c07430722edb36814309d3fd764fab44"),
+    ("pie-23-ISF", "best.pth", "8717b8e0736c372085db83369de4740ca49d88c1b1391ab8166bf25bb5b883ec"),
+    ("pie-23-ISFT", "best.pth", "21f7b63712a7bb46e3144b9334cba772991e201d87a180c00fdb0fe0511a48d7"),
+    ("pie-23-IV", "best.pth", "972bfe4d7a4414f7da667952245176d378de5bf3e39c6a07b51d7f458d6baeba"),
+    ("pie-23-IVF", "best.pth", "38dca35f26f4b5a1c9e65457c113ad045e21b749f7fc3b70d976cf7371870849"),
+    ("pie-23-IVFT-h2d", "best.pth", "5dafe777344f0337ac61abd7c67fadb15ed993219054416733fdab18a05ae8f4"),
+    ("pie-23-IVFT", "best.pth", "b80d64af96b9e457483310a983c3f95049cae159737302484aabda34e46659ae"),
+    ("pie-23-IVS", "best.pth", "75a98ac5db800e082899e9c57ce121171dea21d014a94331095629bbde023076"),
+    ("pie-23-IVSF", "best.pth", "b14acc44b5552b29156752920f468e7038a6f0546f366f3e4e0bb2549b88a657"),
+    ("pie-23-IVSFT-h2d", "best.pth", "968faa2f93f4b2f39a3f9fcdca874d87a89c7020cdad7416765bfdd43931551c"),
+    ("pie-23-IVSFT", "best.pth", "930862988f851b85266886b6b0c549a599c946fe12752633dbd8bb487d89abcb"),
+    ("pie-23-VF", "best.pth", "943eae04a225591aa6400afa6252f5992949bb56fbb596a308a98876a729dda9"),
+    ("pie-23-VFT", "best.pth", "ef125e2ca236d5449f9481b4579656f5bc3c6c0a9ee750f384c339e8083a481b"),
+    ("pie-23-VS", "best.pth", "6d319b9c94296a62e327b08cd64a13141086eb8466e9127a41150961de2a56d4"),
+    ("pie-23-VSF", "best.pth", "b24ded68ac57c76d123165e4a5f9b2b94e6839fa8d3c2eb164ad6ca2c5bd0c89"),
+    ("pie-23-VSFT", "best.pth", "9e7265721af6cf74be5f77397e9cb6bcc9ce272f8de51e0c0ac32e80889bbc75"),
+    ("pie-23-h2d", "best.pth", "29e4d6b002f32e118b936d6a1623d7a5927362ec4e4d2a7ec69ba4034b59c2ce"),
+    ("pie-23", "best.pth", "a086924261575aa0d7984ede3e7e1885cfdb0c37720ededd39f42d014b079825"),
+)
+
+#: The model keys of ``configs/<dataset>/pedgraph/pedgraph_plus.yaml`` (the official recipe
+#: as graphfuse runs it: 2D pose, velocity, RGB crop).
+_RECIPE = {"in_channels": 3, "use_velocity": True, "use_image": True, "image_channels": 3}
+
+
+def _release_overrides(flags: dict[str, Any]) -> tuple[str, ...]:
+    """Dotted overrides of the recipe config that build the released model (and feed it)."""
+    model = {
+        "in_channels": 4 if flags["h3d"] else 3,
+        "use_velocity": flags["velocity"],
+        "use_image": flags["image"],
+        "image_channels": 4 if flags["image"] and flags["seg"] else 3,
+    }
+    out = [f"--model.init_args.model.init_args.{k}={str(v).lower()}" for k, v in model.items() if _RECIPE[k] != v]
+    out.append("--model.init_args.model.init_args.official_image_gate_bug=true")
+    out += [f"--data.init_args.{k}={str(model[k]).lower()}" for k in ("use_velocity", "use_image")
+            if _RECIPE[k] != model[k]]
+    if flags["h3d"]:
+        out.append("--data.init_args.use_depth=true")
+    return tuple(out)
+
+
+def _release_notes(flags: dict[str, Any]) -> str:
+    notes = []
+    if flags["forecast"]:
+        notes.append("trained with 30 forecast pose frames (T = 62) and future ego speed, which graphfuse's "
+                     "data does not provide")
+    if flags["image"] and flags["seg"]:
+        notes.append("its crops carry a segmentation channel the authors' unreleased script made")
+    if flags["h3d"]:
+        notes.append("3D poses: its pose carries a depth channel (C = 4) as the authors estimated it")
+    return "; ".join(notes)
+
+
+def _release_weights(logdir: str, file: str, sha256: str) -> Weights:
+    flags = parse_official_flags(logdir)
+    dataset = flags["dataset"]
+    jaad_ivsft = logdir == "jaad-23-IVSFT" and file == "best.pth"
+    return Weights(
+        name=f"pedgraph_{logdir.replace('-', '_').lower()}" + ("" if file == "best.pth" else "_last"),
+        file=f"weigths/{logdir}/{file}",
+        converter="pedgraph",
+        num_class=3,
+        config=f"configs/{dataset}/pedgraph/pedgraph_plus.yaml",
+        config_overrides=_release_overrides(flags),
+        metric="accuracy (%)" if jaad_ivsft else None,
+        reported=86.36 if jaad_ivsft else None,
+        source=("official Colab notebook Pedestrian_graph_plus.ipynb (saved output of final_jaad_test.py "
+                "--ckpt ./weigths/jaad-23-IVSFT/best.pth)" if jaad_ivsft else
+                "RodrigoGantier/Pedestrian_graph_plus weigths/ (sha256 of the file at commit 3b9f78a)"),
+        protocol=("JAAD all, the official preprocessed test split (5,821 samples), 3 classes mapped to "
+                  "crossing / not crossing as final_jaad_test.py, accuracy" if jaad_ivsft else
+                  "no number reported for this file" + (" (the paper's PIE accuracy 0.89, a 3rd-party "
+                  "transcription, names no release file)" if logdir == "pie-23-IVSFT" else "")),
+        sha256=sha256,
+        notes=_release_notes(flags),
+    )
+
+
+#: The released PedGraph+ checkpoints (:class:`graphfuse.models.weights.Weights`); convert one
+#: with ``graphfuse convert pedgraph weigths/<logdir>/best.pth OUT.ckpt``.
+WEIGHTS: tuple[Weights, ...] = tuple(_release_weights(*row) for row in _RELEASE_FILES)

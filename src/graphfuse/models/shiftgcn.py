@@ -66,6 +66,7 @@ from graphfuse.layers.shift import (
     validate_neighbours,
 )
 from ._keys import check_state_dict
+from .weights import Weights
 
 SpatialShiftKind = Literal["nonlocal", "local"]
 TemporalShiftKind = Literal["adaptive", "naive"]
@@ -92,6 +93,8 @@ __all__ = [
     "official_param_groups",
     "official_state_dict_keys",
     "load_official_state_dict",
+    "load_official",
+    "WEIGHTS",
 ]
 
 
@@ -630,6 +633,9 @@ class ShiftGCN(nn.Module):
         (256, 256, 1, True),
     )
     feature_dim = 256
+    #: The batch entries :meth:`forward` takes, by name (graphfuse's dict-batch contract:
+    #: a task passes ``batch["x"]`` as ``forward(x=...)``).
+    input_names: tuple[str, ...] = ("x",)
 
     def __init__(
         self,
@@ -797,23 +803,46 @@ class ShiftGCN(nn.Module):
         return self.fc(features)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x: (N, C, T, V, M)`` -> logits ``(N, num_class)``."""
         return self.forward_head(self.forward_features(x))
+
+    # -- recipe hooks ----------------------------------------------------------------------
+    def param_groups(self, weight_decay: float = 1e-4) -> list[dict[str, Any]]:
+        """Optimiser parameter groups with the official Shift-GCN weight decays.
+
+        The official ``main.py`` (kchengiva/Shift-GCN) gives every parameter its own decay by
+        name, see :func:`official_weight_decay`: 1e-3 on ``Linear_weight``, 0 on
+        ``Feature_Mask``, ``weight_decay`` (official 1e-4) on everything else, biases and BN
+        included. One group per decay value, in the order of the first parameter of each
+        (so optimiser states saved by earlier graphfuse versions load unchanged); every group
+        also lists its parameter ``names``. Tasks call this hook (a network without one
+        gets a single plain group).
+        """
+        groups: dict[float, dict[str, Any]] = {}
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                wd = official_weight_decay(name, weight_decay)
+                g = groups.setdefault(wd, {"params": [], "names": [], "weight_decay": wd})
+                g["params"].append(p)
+                g["names"].append(name)
+        return list(groups.values())
 
 
 # ----------------------------------------------------------------------------------------
 # official optimiser settings and checkpoints
 # ----------------------------------------------------------------------------------------
-def official_weight_decay(name: str) -> float:
+def official_weight_decay(name: str, default: float = 1e-4) -> float:
     """Weight decay the official ``main.py`` gives parameter ``name``.
 
     ``'Linear_weight'`` in the name -> 1e-3, else ``'Mask'`` (``Feature_Mask``) -> 0, else
-    1e-4 (biases, BN, ``xpos``/``ypos`` and ``fc`` included; the yaml value is ignored).
+    ``default``: 1e-4 in the official code (biases, BN, ``xpos``/``ypos`` and ``fc`` included;
+    the yaml value is ignored there). The one place graphfuse states this rule.
     """
     if "Linear_weight" in name:
         return 1e-3
     if "Mask" in name:
         return 0.0
-    return 1e-4
+    return default
 
 
 def official_param_groups(model: nn.Module, **group_options: Any) -> list[dict[str, Any]]:
@@ -866,3 +895,46 @@ def load_official_state_dict(path: str | os.PathLike, model: nn.Module | None = 
     check_state_dict(state, expected, str(path), "not a Shift-GCN state dict")
     return state
 
+
+
+def load_official(path: str | os.PathLike, model: nn.Module | None = None) -> dict[str, Tensor]:
+    """The converter-side loader every family offers: ``load_official(path, model=None)`` ->
+    a checked state dict for ``model.load_state_dict(..., strict=True)``. Here the same as
+    :func:`load_official_state_dict`."""
+    return load_official_state_dict(path, model)
+
+
+# ----------------------------------------------------------------------------------------
+# released weights (kchengiva/Shift-GCN save_models/, CC BY-NC 4.0; joint stream only:
+# bone and motion weights were never published, kchengiva/Shift-GCN#6)
+# ----------------------------------------------------------------------------------------
+_RELEASE = "kchengiva/Shift-GCN README (sha256 of the file at commit 20276b6)"
+_PROTOCOL = ("{bench} test split, joint stream, whole 300-frame sequences, one clip; the best-on-test "
+             "epoch ({epoch} of 140, from data_bn.num_batches_tracked)")
+
+#: The released Shift-GCN checkpoints (:class:`graphfuse.models.weights.Weights`); convert one
+#: with ``graphfuse convert shiftgcn FILE OUT.ckpt``; ``graphfuse convert --list`` prints them.
+WEIGHTS: tuple[Weights, ...] = tuple(
+    Weights(
+        name=f"shiftgcn_{bench.replace('-', '_')}_joint",
+        file=f"save_models/{file}",
+        converter="shiftgcn",
+        num_class=num_class,
+        config=f"configs/{bench}/shiftgcn/joint.yaml",
+        metric="top-1 (%)",
+        reported=top1,
+        source=_RELEASE,
+        protocol=_PROTOCOL.format(bench=label, epoch=epoch),
+        sha256=sha,
+    )
+    for bench, label, file, num_class, top1, epoch, sha in (
+        ("ntu60-xsub", "NTU RGB+D 60 cross-subject", "ntu_ShiftGCN_joint_xsub.pt", 60, 87.8, 116,
+         "7b73c469c7af983ddf0937403e85d61bae30f01816bdd08c388827076bdd4812"),
+        ("ntu60-xview", "NTU RGB+D 60 cross-view", "ntu_ShiftGCN_joint_xview.pt", 60, 95.1, 134,
+         "0409e463da1836b49b4283fac9bcf32214625488a90c17a9f25f703b518293da"),
+        ("ntu120-xsub", "NTU RGB+D 120 cross-subject", "ntu120_ShiftGCN_joint_xsub.pt", 120, 80.9, 115,
+         "0d17f748bcafc3140edbb3d72104eeeb51d4b644d6b66c3b046036b003f40889"),
+        ("ntu120-xset", "NTU RGB+D 120 cross-setup", "ntu120_ShiftGCN_joint_xsetup.pt", 120, 83.2, 117,
+         "8ce39dad8ca302428fe5d85c64d77bd3c5ab90e0a81e7cead8c9177b6b6a7df1"),
+    )
+)

@@ -1,6 +1,7 @@
-"""LightningModules, one per task type."""
+"""LightningModules, one per task type, on the shared base :class:`GraphfuseTask`."""
 
 from .action import ActionRecognition
+from .base import GraphfuseTask
 from .intention import CrossingIntention
 
-__all__ = ["ActionRecognition", "CrossingIntention"]
+__all__ = ["ActionRecognition", "CrossingIntention", "GraphfuseTask"]

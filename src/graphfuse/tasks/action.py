@@ -1,7 +1,10 @@
 """Action recognition task: cross-entropy training of a skeleton classifier.
 
-The LightningModule is a thin wrapper: the network is any ``nn.Module`` mapping a batch
-``x: (N, C, T, V, M)`` to logits ``(N, num_class)`` (e.g. :class:`graphfuse.models.ShiftGCN`).
+The LightningModule is a thin wrapper over :class:`graphfuse.tasks.base.GraphfuseTask`
+(dict batches, finite checks, DDP test-score gathering, lr logging): the network is any
+``nn.Module`` mapping the batch's ``x: (N, C, T, V, M)`` to logits ``(N, num_class)``
+(e.g. :class:`graphfuse.models.ShiftGCN`; a network declaring other ``input_names`` gets
+those batch entries).
 
 Metrics (torchmetrics), per stage ``train`` / ``val`` / ``test``:
 
@@ -9,30 +12,33 @@ Metrics (torchmetrics), per stage ``train`` / ``val`` / ``test``:
 * ``mean_class`` - mean over classes of per-class accuracy (classes present in the targets);
 * ``loss`` - mean cross-entropy.
 
+Selection metric: ``val/top1`` (maximised).
+
+Output size (:meth:`ActionRecognition.output_size`): the number of classes of the prepared
+data (``meta.json: num_class``); configs need not state it.
+
 Optimiser: the official Shift-GCN recipe by default (Cheng et al., CVPR 2020; ``main.py``
 of kchengiva/Shift-GCN): SGD, Nesterov momentum 0.9, base lr 0.1, x0.1 at epochs
-60/80/100, and per-parameter weight decay (1e-3 on ``Linear_weight``, 0 on
-``Feature_Mask``, 1e-4 on everything else, biases and BN included).
+60/80/100. Weight decay per parameter comes from the network's own ``param_groups(weight_decay)``
+hook (:meth:`graphfuse.models.ShiftGCN.param_groups`: 1e-3 on ``Linear_weight``, 0 on
+``Feature_Mask``, ``weight_decay`` on everything else, biases and BN included); a network
+without the hook gets ``weight_decay`` on every parameter.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
-import lightning as L
 import torch
-from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from ..metrics.classification import MeanClassAccuracy
+from .base import GraphfuseTask
 
 __all__ = ["ActionRecognition", "param_groups_by_weight_decay"]
-
-#: The official Shift-GCN weight decay exceptions, matched on the last component of a
-#: parameter's name (``main.py`` of kchengiva/Shift-GCN hard-codes them; the YAML value
-#: is ignored there).
-SHIFTGCN_WEIGHT_DECAY = {"Linear_weight": 1e-3, "Feature_Mask": 0.0}
 
 
 def param_groups_by_weight_decay(
@@ -41,7 +47,10 @@ def param_groups_by_weight_decay(
     """Split ``module``'s trainable parameters into groups of equal weight decay.
 
     ``overrides`` maps the last component of a parameter name (``"Linear_weight"``) to its
-    decay; every other parameter gets ``default``.
+    decay; every other parameter gets ``default``. Groups come in the order of their first
+    parameter and list the parameter ``names``. (The explicit
+    ``weight_decay_overrides`` option of :class:`ActionRecognition`; a model's own rule is
+    its ``param_groups`` hook.)
     """
     overrides = overrides or {}
     groups: dict[float, list[nn.Parameter]] = {}
@@ -65,29 +74,38 @@ def _stage_metrics(num_class: int, prefix: str) -> MetricCollection:
     return MetricCollection(metrics, prefix=prefix)
 
 
-class ActionRecognition(L.LightningModule):
+class ActionRecognition(GraphfuseTask):
     """Classification of skeleton sequences (NTU RGB+D protocol).
 
     Args:
-        model: network mapping ``(N, C, T, V, M)`` to logits ``(N, num_class)``.
-        num_class: number of classes; must equal the model's output size and the data's.
+        model: network taking the batch's ``x: (N, C, T, V, M)`` and returning logits
+            ``(N, num_class)``.
+        num_class: number of classes; None (default) = the network's ``num_class`` (which
+            graphfuse's CLI sets from the prepared data, :meth:`output_size`). When given it
+            must equal the network's and the data's (older configs state it).
         optimizer: ``"sgd"`` (official recipe) or ``"adamw"``.
         lr: base learning rate (official: 0.1 at batch 64).
         momentum: SGD momentum (official 0.9).
         nesterov: Nesterov momentum (official True).
-        weight_decay: default weight decay (official 1e-4, applied to every parameter).
-        weight_decay_overrides: decay per parameter-name suffix; ``None`` uses the official
-            Shift-GCN exceptions (``Linear_weight`` 1e-3, ``Feature_Mask`` 0); ``{}`` for none.
+        weight_decay: default weight decay (official 1e-4).
+        weight_decay_overrides: ``None`` (default): the network's ``param_groups`` hook
+            decides (Shift-GCN: its official rule), a network without one gets
+            ``weight_decay`` everywhere; a mapping: decay per parameter-name suffix instead
+            (``{Linear_weight: 0.001, Feature_Mask: 0.0}`` is Shift-GCN's official rule),
+            ``{}`` for ``weight_decay`` everywhere.
         milestones: epochs (0-based) at which the lr is multiplied by ``gamma`` (official 60, 80, 100).
         gamma: lr decay factor.
         warmup_epochs: linear warm-up epochs (official 0).
         label_smoothing: cross-entropy label smoothing (official 0).
     """
 
+    #: Model-selection metric (maximised) read by the engine and the ablation spec.
+    monitor: ClassVar[str] = "val/top1"  # type: ignore[misc]
+
     def __init__(
         self,
         model: nn.Module,
-        num_class: int = 60,
+        num_class: int | None = None,
         optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.1,
         momentum: float = 0.9,
@@ -99,116 +117,98 @@ class ActionRecognition(L.LightningModule):
         warmup_epochs: int = 0,
         label_smoothing: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(model)
+        net_classes = getattr(model, "num_class", None)
+        if num_class is None:
+            if net_classes is None:
+                raise ValueError(
+                    f"model.init_args.num_class: {type(model).__name__} has no num_class attribute; "
+                    "give the task's num_class"
+                )
+            num_class = int(net_classes)
+        elif net_classes is not None and int(net_classes) != int(num_class):
+            raise ValueError(
+                f"model.init_args.num_class={num_class} but the network has num_class={net_classes}; "
+                "remove both from the config (they are read from the data) or make them agree"
+            )
         self.save_hyperparameters(ignore=["model"])
-        self.model = model
-        self.num_class = num_class
+        self.num_class = int(num_class)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.train_metrics = _stage_metrics(num_class, "train/")
-        self.val_metrics = _stage_metrics(num_class, "val/")
-        self.test_metrics = _stage_metrics(num_class, "test/")
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.test_confusion = MulticlassConfusionMatrix(num_class)
-        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        #: After a test epoch: ``{"index", "scores", "labels", "confusion"}`` gathered over ranks.
-        self.test_results: dict[str, torch.Tensor] | None = None
+        self.init_metrics()
+        self.test_confusion = MulticlassConfusionMatrix(self.num_class)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (N, C, T, V, M)`` -> logits ``(N, num_class)``."""
-        return self.model(x)
+    # -- output size --------------------------------------------------------------------------
+    @classmethod
+    def output_size(
+        cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
+    ) -> int | None:
+        """The number of classes: ``meta.json``'s ``num_class``; without data the task's own
+        ``num_class`` option when given, else None (unknown).
 
-    # -- checks ---------------------------------------------------------------------------
+        Raises:
+            ValueError: the task's ``num_class`` option contradicts ``meta.json``.
+        """
+        given = options.get("num_class")
+        if meta is not None and meta.get("num_class") is not None:
+            if given is not None and int(given) != int(meta["num_class"]):
+                raise ValueError(
+                    f"model.init_args.num_class={given} but the data has {meta['num_class']} classes "
+                    f"({(data or {}).get('data_dir', '?')}); remove num_class from the config "
+                    "(it is read from the data)"
+                )
+            return int(meta["num_class"])
+        return int(given) if given is not None else None
+
+    # -- inputs, checks -------------------------------------------------------------------------
+    def default_input_names(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def forward(self, *args: Any, **inputs: Any) -> Tensor:
+        """``x: (N, C, T, V, M)`` (positional or by name) -> logits ``(N, num_class)``."""
+        return self.model(*args, **inputs)
+
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None)
         data_classes = getattr(dm, "num_class", None)
         if data_classes is not None and data_classes != self.num_class:
             raise ValueError(
-                f"model.init_args.num_class={self.num_class} but the data has {data_classes} classes "
-                f"({getattr(dm, 'data_dir', '?')}); set model.init_args.num_class and the network's num_class"
+                f"the network has num_class={self.num_class} but the data has {data_classes} classes "
+                f"({getattr(dm, 'data_dir', '?')}); remove num_class from the config (graphfuse reads it "
+                "from the data) or set model.init_args.model.init_args.num_class to the data's"
             )
 
-    def _check_logits(self, logits: torch.Tensor) -> None:
+    def check_logits(self, logits: Tensor, n: int) -> None:
         if logits.ndim != 2 or logits.shape[1] != self.num_class:
             raise ValueError(
-                f"the network returned logits of shape {tuple(logits.shape)}, expected (N, {self.num_class}); "
+                f"the network returned logits of shape {tuple(logits.shape)}, "
+                f"expected (N, {self.num_class}); "
                 "check model.init_args.model.init_args.num_class"
             )
 
-    # -- steps ------------------------------------------------------------------------------
-    def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
-        x, y, index = batch
-        logits = self(x)
-        self._check_logits(logits)
-        loss = self.criterion(logits, y)
-        metrics = getattr(self, f"{stage}_metrics")
-        loss_metric = getattr(self, f"{stage}_loss")
-        metrics.update(logits.detach(), y)
-        loss_metric.update(loss.detach(), weight=y.numel())
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss_metric, on_step=False, on_epoch=True, prog_bar=True, batch_size=y.numel())
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=not on_step, batch_size=y.numel())
-        if stage == "train":
-            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=False)
-        if stage == "test":
-            self.test_confusion.update(logits.detach(), y)
-            self._eval_outputs.append((index.detach(), logits.detach().float(), y.detach()))
-        return loss
+    # -- loss, metrics, scores ------------------------------------------------------------------
+    def build_metrics(self, stage: str) -> MetricCollection:
+        return _stage_metrics(self.num_class, f"{stage}/")
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        if not torch.isfinite(batch[0]).all():
-            raise FloatingPointError(f"non-finite input in training batch {batch_idx} (sample indices {batch[2].tolist()})")
-        loss = self._shared_step(batch, "train")
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}")
-        return loss
+    def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Mean cross-entropy (with ``label_smoothing``) of ``logits (N, K)`` for ``target (N,)``."""
+        return self.criterion(logits, target)
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
+    def test_record(self, logits: Tensor, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``scores (N, num_class)`` float logits and ``labels (N,)``."""
+        return {"scores": logits.float(), "labels": batch["target"]}
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._shared_step(batch, "test")
-
-    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        x, y, index = batch
-        return {"index": index, "scores": self(x).float(), "labels": y}
-
-    def on_test_epoch_start(self) -> None:
-        self._eval_outputs = []
-        self.test_results = None
-
-    def on_test_epoch_end(self) -> None:
-        index = torch.cat([o[0] for o in self._eval_outputs]) if self._eval_outputs else torch.zeros(0, dtype=torch.long)
-        scores = (
-            torch.cat([o[1] for o in self._eval_outputs])
-            if self._eval_outputs
-            else torch.zeros(0, self.num_class)
-        )
-        labels = torch.cat([o[2] for o in self._eval_outputs]) if self._eval_outputs else torch.zeros(0, dtype=torch.long)
-        if self.trainer.world_size > 1:
-            # Every rank holds a shard (DistributedSampler pads, so some samples repeat);
-            # gather, then keep one copy per sample index.
-            index, scores, labels = (self.all_gather(t).flatten(0, 1) for t in (index, scores, labels))
-            order = torch.argsort(index, stable=True)
-            index, scores, labels = index[order], scores[order], labels[order]
-            keep = torch.ones_like(index, dtype=torch.bool)
-            keep[1:] = index[1:] != index[:-1]
-            index, scores, labels = index[keep], scores[keep], labels[keep]
-        self.test_results = {
-            "index": index.cpu(),
-            "scores": scores.cpu(),
-            "labels": labels.cpu(),
-            "confusion": self.test_confusion.compute().cpu(),
-        }
-        self.test_confusion.reset()
-        self._eval_outputs = []
+    def empty_test_record(self) -> dict[str, Tensor]:
+        return {"scores": torch.zeros(0, self.num_class), "labels": torch.zeros(0, dtype=torch.long)}
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        overrides = SHIFTGCN_WEIGHT_DECAY if hp.weight_decay_overrides is None else hp.weight_decay_overrides
-        groups = param_groups_by_weight_decay(self.model, hp.weight_decay, overrides)
-        for g in groups:
-            g.pop("names")
+        if hp.weight_decay_overrides is None:
+            groups = self.param_groups(hp.weight_decay)
+        else:
+            groups = param_groups_by_weight_decay(self.model, hp.weight_decay, hp.weight_decay_overrides)
+            for g in groups:
+                g.pop("names")
         if hp.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov)
         elif hp.optimizer == "adamw":
@@ -228,8 +228,3 @@ class ActionRecognition(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-
-    def on_train_epoch_start(self) -> None:
-        opt = self.optimizers()
-        if not isinstance(opt, list):
-            self.log("lr", opt.param_groups[0]["lr"], on_step=False, on_epoch=True)

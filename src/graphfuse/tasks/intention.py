@@ -3,8 +3,15 @@
 The network is any ``nn.Module`` called as ``model(pose, velocity=None, image=None)`` with
 ``pose: (N, C, T, 19)``, ``velocity: (N, 2, T)``, ``image: (N, 3, H, W)`` and returning
 logits ``(N, K)``: K = 3 (no-cross, cross, irrelevant: Pedestrian Graph+), 2, or 1 (one
-crossing logit). Its boolean attributes ``uses_velocity`` / ``uses_image`` say which inputs
-it was built for; the task passes exactly those (e.g. :class:`graphfuse.models.PedGraph`).
+crossing logit). The batch is a dict (:mod:`graphfuse.tasks.base`: named inputs,
+``target``, ``id``); the task passes the network the inputs it declares in ``input_names``
+(:attr:`graphfuse.models.PedGraph.input_names`), or, for a network without it, ``pose``
+plus those its boolean attributes ``uses_velocity`` / ``uses_image`` ask for.
+
+Output size (:meth:`CrossingIntention.output_size`, ``num_class`` written once): 3 for
+``data.init_args.labels: three`` (PedGraph+'s labels on the binary crossing data); for
+``binary`` labels 1 logit with ``loss: bce`` and 2 with ``loss: ce`` (2 is also accepted
+with BCE).
 
 Loss (PedGraph+, Cadena et al., T-ITS 2022; ``pl_pie_muster23_forecast.py``):
 ``loss="bce"`` is ``binary_cross_entropy_with_logits(logits, one_hot(y))``, i.e. K
@@ -33,21 +40,23 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar, Literal
 
-import lightning as L
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torchmetrics import MeanMetric
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryConfusionMatrix
 
 from ..metrics.intention import INTENTION_METRICS, THRESHOLD, crossing_score, intention_metrics
+from .base import GraphfuseTask
 
 __all__ = ["CrossingIntention"]
 
 _TRAIN_METRICS = ("acc", "balanced_acc")
 
 
-class CrossingIntention(L.LightningModule):
+class CrossingIntention(GraphfuseTask):
     """Crossing-intention classification (PIE / JAAD).
 
     Args:
@@ -72,6 +81,8 @@ class CrossingIntention(L.LightningModule):
 
     #: Default model-selection metric (maximised) read by the engine and the ablation spec.
     monitor: ClassVar[str] = "val/balanced_acc"  # type: ignore[misc]
+    #: The output size follows from the data's ``labels`` option and the loss, not meta.json.
+    output_size_needs_meta: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -85,7 +96,6 @@ class CrossingIntention(L.LightningModule):
         three_to_binary: Literal["pedgraph", "argmax"] = "pedgraph",
         monitor: str = "val/balanced_acc",
     ) -> None:
-        super().__init__()
         if loss not in ("bce", "ce"):
             raise ValueError(f"model.init_args.loss: expected 'bce' or 'ce', got {loss!r}")
         if optimizer not in ("adamw", "adam"):
@@ -107,46 +117,58 @@ class CrossingIntention(L.LightningModule):
         allowed = [f"val/{m}" for m in INTENTION_METRICS]
         if monitor not in allowed:
             raise ValueError(f"model.init_args.monitor: {monitor!r} is not one of {allowed} (maximised)")
+        super().__init__(model)
         self.save_hyperparameters(ignore=["model"])
-        self.model = model
         self.monitor = monitor  # instance value overrides the class default
         self.loss_kind = loss
         self.three_to_binary = three_to_binary
         self.uses_velocity = bool(getattr(model, "uses_velocity", False))
         self.uses_image = bool(getattr(model, "uses_image", False))
-        self.train_metrics = intention_metrics("train/", _TRAIN_METRICS)
-        self.val_metrics = intention_metrics("val/")
-        self.test_metrics = intention_metrics("test/")
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.init_metrics()
         self.test_confusion = BinaryConfusionMatrix(threshold=THRESHOLD)
         # Filled in setup() for "auto" (needs the training labels); not saved in checkpoints.
         self.register_buffer("class_weight", None, persistent=False)
         if isinstance(class_weights, (list, tuple)):
             self.class_weight = torch.tensor([float(w) for w in class_weights])
         self._num_class: int | None = None
-        self._eval_outputs: list[tuple[torch.Tensor, ...]] = []
         #: After a test epoch: ``{"index", "scores" (N,), "labels" (N,) binary, "confusion" (2, 2),
         #: "probs" (N, K), "model_labels" (N,)}`` gathered over ranks (written to scores.npz).
         self.test_results: dict[str, torch.Tensor] | None = None
 
+    # -- output size -----------------------------------------------------------------------------
+    @classmethod
+    def output_size(
+        cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
+    ) -> int | None:
+        """Logits per sample: 3 for ``labels='three'`` (PedGraph+), else 1 with ``loss='bce'``
+        and 2 with ``loss='ce'``. ``data`` holds the datamodule's options (``labels``, default
+        ``three``), ``options`` the task's (``loss``, default ``bce``); ``meta`` is not needed."""
+        labels = (data or {}).get("labels", "three")
+        if labels == "three":
+            return 3
+        return 2 if options.get("loss", "bce") == "ce" else 1
+
+    @classmethod
+    def accepted_output_sizes(
+        cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
+    ) -> tuple[int, ...]:
+        """:meth:`output_size`, and 2 too for binary labels with BCE (two one-hot columns)."""
+        k = cls.output_size(meta, data, **options)
+        return (1, 2) if k == 1 else (k,)  # type: ignore[return-value]
+
     # -- inputs --------------------------------------------------------------------------------
-    def model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
-        """The keyword arguments of the model: ``pose`` plus the inputs it was built to use."""
-        if "pose" not in batch:
-            raise KeyError(f"the batch has no 'pose' (keys: {sorted(batch)})")
-        inputs: dict[str, torch.Tensor | None] = {"pose": batch["pose"]}
-        for name, used, option in (
-            ("velocity", self.uses_velocity, "use_velocity"),
-            ("image", self.uses_image, "use_image"),
-        ):
-            if used:
-                if name not in batch:
-                    raise ValueError(
-                        f"the model uses the {name} input but the data provides none; set "
-                        f"data.init_args.{option}: true (or build the model without it)"
-                    )
-                inputs[name] = batch[name]
-        return inputs
+    def default_input_names(self) -> tuple[str, ...]:
+        """``pose`` plus the inputs a network without ``input_names`` says it uses."""
+        return ("pose",) + ("velocity",) * self.uses_velocity + ("image",) * self.uses_image
+
+    def missing_input(self, name: str, batch: Mapping[str, Any]) -> Exception:
+        option = {"velocity": "use_velocity", "image": "use_image"}.get(name)
+        if option is None:
+            return KeyError(f"the batch has no {name!r} (keys: {sorted(batch)})")
+        return ValueError(
+            f"the model uses the {name} input but the data provides none; set "
+            f"data.init_args.{option}: true (or build the model without it)"
+        )
 
     def forward(
         self, pose: torch.Tensor, velocity: torch.Tensor | None = None, image: torch.Tensor | None = None
@@ -185,7 +207,7 @@ class CrossingIntention(L.LightningModule):
                 )
             self.class_weight = (counts.min() / counts).float().to(self.device)
 
-    def _check_logits(self, logits: torch.Tensor, n: int) -> None:
+    def check_logits(self, logits: torch.Tensor, n: int) -> None:
         k = logits.shape[1] if logits.ndim == 2 else None
         if logits.ndim != 2 or logits.shape[0] != n or k not in (1, 2, 3):
             raise ValueError(
@@ -218,110 +240,49 @@ class CrossingIntention(L.LightningModule):
         target = F.one_hot(y, k).to(logits.dtype)
         return F.binary_cross_entropy_with_logits(logits, target, weight=w)
 
-    # -- steps ---------------------------------------------------------------------------------------
-    def _shared_step(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int) -> torch.Tensor:
-        y = batch["label"]
-        n = y.numel()
-        logits = self(**self.model_inputs(batch))
-        self._check_logits(logits, n)
-        if stage == "train" and not torch.isfinite(logits).all():
-            raise FloatingPointError(
-                f"non-finite logits at epoch {self.current_epoch}, batch {batch_idx} (sample indices {batch['index'].tolist()})"
-            )
-        loss = self.compute_loss(logits, y)
-        score, probs = crossing_score(logits.detach(), self.three_to_binary)
-        binary = (y == 1).long()  # irrelevant (2) counts as not crossing
-        getattr(self, f"{stage}_metrics").update(score, binary)
-        loss_metric = getattr(self, f"{stage}_loss")
-        loss_metric.update(loss.detach(), weight=n)
-        self.log(f"{stage}/loss", loss_metric, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
-        self.log_dict(
-            getattr(self, f"{stage}_metrics"),
-            on_step=False,
-            on_epoch=True,
-            prog_bar=stage != "train",
-            batch_size=n,
-        )
+    # -- metrics and scores ------------------------------------------------------------------------
+    def build_metrics(self, stage: str) -> MetricCollection:
         if stage == "train":
-            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=False)
-        if stage == "test":
-            self.test_confusion.update(score, binary)
-            self._eval_outputs.append(
-                (batch["index"].detach(), score.float(), binary, probs.float(), y.detach())
-            )
-        return loss
+            return intention_metrics("train/", _TRAIN_METRICS)
+        return intention_metrics(f"{stage}/")
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        for key in ("pose", "velocity", "image"):
-            if key in batch and not torch.isfinite(batch[key]).all():
-                raise FloatingPointError(
-                    f"non-finite {key} in training batch {batch_idx} (sample indices {batch['index'].tolist()})"
-                )
-        loss = self._shared_step(batch, "train", batch_idx)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss became {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}"
-            )
-        return loss
+    def metric_inputs(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``(crossing score (N,), binary label (N,))``: irrelevant (2) counts as not crossing."""
+        score, _ = crossing_score(logits, self.three_to_binary)
+        return score, (target == 1).long()
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, "val", batch_idx)
+    def test_record(self, logits: Tensor, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``scores (N,)`` crossing score, ``labels (N,)`` binary, ``probs (N, K)``,
+        ``model_labels (N,)`` (the labels the model is trained on)."""
+        y = batch["target"]
+        score, probs = crossing_score(logits, self.three_to_binary)
+        return {"scores": score.float(), "labels": (y == 1).long(), "probs": probs.float(), "model_labels": y}
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, "test", batch_idx)
+    def empty_test_record(self) -> dict[str, Tensor]:
+        k = self._num_class or 3
+        return {
+            "scores": torch.zeros(0),
+            "labels": torch.zeros(0, dtype=torch.long),
+            "probs": torch.zeros(0, k),
+            "model_labels": torch.zeros(0, dtype=torch.long),
+        }
 
     def predict_step(
-        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+        self, batch: Mapping[str, Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, torch.Tensor]:
         logits = self(**self.model_inputs(batch))
         score, probs = crossing_score(logits, self.three_to_binary)
-        return {"index": batch["index"], "scores": score, "probs": probs, "labels": batch["label"]}
-
-    def on_test_epoch_start(self) -> None:
-        self._eval_outputs = []
-        self.test_results = None
-
-    def on_test_epoch_end(self) -> None:
-        if self._eval_outputs:
-            index, scores, labels, probs, model_labels = (torch.cat(t) for t in zip(*self._eval_outputs))
-        else:
-            k = self._num_class or 3
-            index, scores, labels = (
-                torch.zeros(0, dtype=torch.long),
-                torch.zeros(0),
-                torch.zeros(0, dtype=torch.long),
-            )
-            probs, model_labels = torch.zeros(0, k), torch.zeros(0, dtype=torch.long)
-        if self.trainer.world_size > 1:
-            # Each rank holds a shard (DistributedSampler pads, so some samples repeat):
-            # gather, then keep one copy per sample index.
-            gathered = [
-                self.all_gather(t).flatten(0, 1) for t in (index, scores, labels, probs, model_labels)
-            ]
-            order = torch.argsort(gathered[0], stable=True)
-            gathered = [g[order] for g in gathered]
-            keep = torch.ones_like(gathered[0], dtype=torch.bool)
-            keep[1:] = gathered[0][1:] != gathered[0][:-1]
-            index, scores, labels, probs, model_labels = (g[keep] for g in gathered)
-        self.test_results = {
-            "index": index.cpu(),
-            "scores": scores.cpu(),
-            "labels": labels.cpu(),
-            "confusion": self.test_confusion.compute().cpu(),
-            "probs": probs.cpu(),
-            "model_labels": model_labels.cpu(),
-        }
-        self.test_confusion.reset()
-        self._eval_outputs = []
+        return {"index": batch["id"], "scores": score, "probs": probs, "labels": batch["target"]}
 
     # -- optimisation ---------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        # The network's param_groups hook when it has one, else one group (PedGraph: one group).
+        groups = self.param_groups(hp.weight_decay)
         if hp.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+            opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
         else:
-            opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+            opt = torch.optim.Adam(groups, lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
             return opt
         total = self.trainer.estimated_stepping_batches
@@ -334,8 +295,3 @@ class CrossingIntention(L.LightningModule):
             opt, max_lr=hp.lr, div_factor=10.0, total_steps=max(int(total), 1)
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
-
-    def on_train_epoch_start(self) -> None:
-        opt = self.optimizers()
-        if not isinstance(opt, list):
-            self.log("lr", opt.param_groups[0]["lr"], on_step=False, on_epoch=True)

@@ -130,7 +130,7 @@ def test_item_is_normalised_pose_velocity_and_labels(tmp_path):
         np.testing.assert_allclose(item["pose"].numpy(), expected, rtol=1e-6)
         # PIE: rows [GPS, OBD] / 120
         np.testing.assert_allclose(item["velocity"].numpy(), ego[i].T / 120, rtol=1e-6)
-        assert item["label"].item() == label3[i] and item["index"].item() == i
+        assert item["target"].item() == label3[i] and item["id"].item() == i
     assert ds.in_channels == 4 and ds.num_class == 3
 
 
@@ -143,7 +143,7 @@ def test_binary_labels_2d_mode_jaad_velocity_and_image(tmp_path):
     np.testing.assert_allclose(item["pose"][2].numpy(), pose[2, ..., 3], rtol=1e-6)  # score untouched
     ego = _raw(root, "val", "ego.npy")
     np.testing.assert_array_equal(item["velocity"].numpy(), np.repeat(ego[2].T, 2, axis=0))  # tiled, raw
-    assert item["label"].item() == _raw(root, "val", "label.npy")[2]
+    assert item["target"].item() == _raw(root, "val", "label.npy")[2]
     crop = _raw(root, "val", "crops.npy")[2].astype(np.float64) / 255
     ref = (crop - np.array(IMAGENET_MEAN)[:, None, None]) / np.array(IMAGENET_STD)[:, None, None]
     np.testing.assert_allclose(item["image"].numpy(), ref, rtol=1e-5, atol=1e-6)
@@ -173,7 +173,7 @@ def test_normalisation_on_a_copy_identical_every_epoch(tmp_path):
         assert torch.equal(p1, p2)
         raw = _raw(root, split, "pose.npy")
         size = _raw(root, split, "image_size.npy").astype(np.float32)
-        idx = _cat(e1, "index").numpy()
+        idx = _cat(e1, "id").numpy()
         np.testing.assert_allclose(p1[:, 0].numpy(), raw[idx, ..., 0] / size[idx, 0, None, None], rtol=1e-6)
     # nothing written back to disk
     for s in SIZES:
@@ -212,13 +212,13 @@ def test_every_sample_exactly_once_per_epoch(tmp_path):
     dm = IntentionDataModule(str(root), batch_size=4)  # 21 = 5 * 4 + 1: the 1 joins the last batch
     for epoch in (0, 1):
         batches = _epoch(dm.train_dataloader(), epoch)
-        idx = _cat(batches, "index").tolist()
+        idx = _cat(batches, "id").tolist()
         assert sorted(idx) == list(range(21))
-        assert min(len(b["index"]) for b in batches) > 1  # no batch of one (BatchNorm)
+        assert min(len(b["id"]) for b in batches) > 1  # no batch of one (BatchNorm)
     assert len(dm.train_dataloader()) == 5
     for stage, n in (("val", 6), ("test", 7)):
         loader = dm.val_dataloader() if stage == "val" else dm.test_dataloader()
-        assert sorted(_cat(list(loader), "index").tolist()) == list(range(n))
+        assert sorted(_cat(list(loader), "id").tolist()) == list(range(n))
         assert len(dm.split_names(stage)) == n
     names = dm.split_names("test")
     assert names[0] == json.loads((root / "test" / "ids.json").read_text())[0]

@@ -3,9 +3,10 @@
 Batches are dicts (see :mod:`graphfuse.data.intention.dataset`)::
 
     {"pose": (N, C, T, 19) float32, "velocity": (N, 2, T) float32 (use_velocity),
-     "image": (N, 3, H, W) float32 (use_image), "label": (N,) int64, "index": (N,) int64}
+     "image": (N, 3, H, W) float32 (use_image), "target": (N,) int64, "id": (N,) int64}
 
-``index`` points into :meth:`IntentionDataModule.split_names` of the stage (sample ids,
+(the contract of :mod:`graphfuse.tasks.base`: named model inputs, ``target``, ``id``).
+``id`` points into :meth:`IntentionDataModule.split_names` of the stage (sample ids,
 written to a run's ``scores.npz``).
 
 Where the reference loaders (PedGraph+ ``pie_dataloader23.py``, doing_project's copy) went
@@ -317,7 +318,7 @@ class IntentionDataModule(L.LightningDataModule):
         return self._build(_STAGE_ALIASES[stage])
 
     def split_names(self, stage: str) -> list[str]:
-        """Sample ids of ``stage``'s dataset; ``index`` entries of its batches point into this list."""
+        """Sample ids of ``stage``'s dataset; the ``id`` entries of its batches point into this list."""
         return self.dataset(stage).names
 
     # -- loaders ---------------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ Model inputs (one item; the datamodule collates them into the batch of
   Exactly the ``T`` observed frames of the pose: ``ego.npy`` with any other length is an
   error (PedGraph+'s "F" mode fed 30 *future* frames of the true speed, brief §0.4 h).
 * ``image (3, H, W)`` float32, ImageNet mean/std normalised (optional).
-* ``label`` int64 scalar (3-class or binary), ``index`` int64 scalar (position in the split).
+* ``target`` int64 scalar (the label the model is trained on: 3-class or binary), ``id``
+  int64 scalar (position in the split, :attr:`IntentionDataset.names` maps it to the sample
+  id): the batch contract of :mod:`graphfuse.tasks.base`.
 """
 
 from __future__ import annotations
@@ -290,7 +292,7 @@ class IntentionDataset(Dataset):
     # -- metadata -----------------------------------------------------------------------------
     @property
     def names(self) -> list[str]:
-        """Sample ids in dataset order (``index`` of an item points into this list)."""
+        """Sample ids in dataset order (``id`` of an item points into this list)."""
         return self._names
 
     @property
@@ -359,8 +361,8 @@ class IntentionDataset(Dataset):
             mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
             std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
             out["image"] = (img - mean) / std
-        out["label"] = torch.tensor(int(self.labels[index]), dtype=torch.int64)
-        out["index"] = torch.tensor(index, dtype=torch.int64)
+        out["target"] = torch.tensor(int(self.labels[index]), dtype=torch.int64)
+        out["id"] = torch.tensor(index, dtype=torch.int64)
         if self.time_crop:
             if rng is None:
                 rng = np.random.default_rng()

@@ -1,0 +1,131 @@
+"""Skeleton action recognition (NTU RGB+D 60/120; Shift-GCN): the family's registration.
+
+* ``graphfuse prepare ntu | ntu-official | synthetic-ntu`` (``graphfuse.data.ntu``,
+  ``graphfuse.data.synthetic.ntu``);
+* ``graphfuse convert shiftgcn`` (``graphfuse.convert.convert_shiftgcn``; released weights in
+  :data:`graphfuse.models.shiftgcn.WEIGHTS`);
+* ``graphfuse info``: one input ``(1, C, T, V, M)``.
+
+Imports nothing heavy at module level: every function imports what it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from . import BOUND_HELP, Converter, Family, PrepareCommand, register_family
+
+__all__ = ["FAMILY", "example_input", "print_prepared"]
+
+# -- prepare --------------------------------------------------------------------------------------
+def _ntu_arguments(ntu: argparse.ArgumentParser) -> None:
+    ntu.add_argument("--root", required=True, help="directory holding the raw .skeleton files")
+    ntu.add_argument("--out", required=True, help="output directory (arrays + meta.json)")
+    ntu.add_argument("--benchmark", required=True,
+                     choices=["ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "synthetic-xsub"])
+    ntu.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    ntu.add_argument("--skip-bad", action="store_true",
+                     help="skip malformed files and list them in meta.json instead of stopping")
+    ntu.add_argument("--missing-list", default=None, help="missing-skeleton list (default: the official one)")
+    ntu.add_argument("--write-streams", default="",
+                     help="comma-separated derived streams to store too: bone,joint_motion,bone_motion")
+    ntu.add_argument("--bound", action="append", default=None, metavar="NAME=LO:HI", help=BOUND_HELP)
+
+
+def _run_ntu(args: argparse.Namespace) -> None:
+    from graphfuse.data.ntu import prepare_ntu
+
+    streams = tuple(s for s in args.write_streams.split(",") if s)
+    result = prepare_ntu(
+        args.root, args.out, args.benchmark, workers=args.workers,
+        on_error="skip" if args.skip_bad else "raise", missing_list=args.missing_list,
+        write_streams=streams, bounds=args.bound,
+    )
+    print_prepared(result, args.out)
+
+
+def _official_arguments(off: argparse.ArgumentParser) -> None:
+    off.add_argument("--root", required=True, help="directory with {train,val}_data_joint.npy and {train,val}_label.pkl")
+    off.add_argument("--out", required=True)
+    off.add_argument("--benchmark", required=True,
+                     choices=["ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset"])
+
+
+def _run_official(args: argparse.Namespace) -> None:
+    from graphfuse.data.ntu import import_official_dir
+
+    print_prepared(import_official_dir(args.root, args.out, args.benchmark), args.out)
+
+
+def _synthetic_arguments(syn: argparse.ArgumentParser) -> None:
+    syn.add_argument("--out", required=True, help="output directory (raw files go to OUT/raw)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--workers", type=int, default=None)
+
+
+def _run_synthetic(args: argparse.Namespace) -> None:
+    from graphfuse.data.synthetic.ntu import prepare_synthetic_ntu
+
+    print_prepared(prepare_synthetic_ntu(args.out, seed=args.seed, workers=args.workers), args.out)
+
+
+def print_prepared(meta: dict, out: str) -> None:
+    """The summary ``graphfuse prepare ntu|ntu-official|synthetic-ntu`` prints."""
+    counts = meta.get("counts", {})
+    print(f"prepared {meta.get('benchmark', '?')} ({meta.get('num_class', '?')} classes) in {out}")
+    for split, c in counts.items():
+        n = c.get("samples", c) if isinstance(c, dict) else c
+        print(f"  {split:6s} {n} samples")
+    skipped = meta.get("skipped") or []
+    if skipped:
+        print(f"  skipped {len(skipped)} bad files (listed in meta.json), e.g. {skipped[0]}")
+
+
+# -- info -----------------------------------------------------------------------------------------
+def example_input(network: Any, config: Any, *, frames: int | None = None, channels: int | None = None,
+                  joints: int | None = None, persons: int | None = None, **_: Any) -> tuple[Any, ...]:
+    """One random skeleton batch ``x: (1, C, T, V, M)`` for ``network(x)``.
+
+    ``C, V, M``: the network's ``in_channels``, ``num_point``, ``num_person`` (its config);
+    ``T``: the config's ``data.init_args.clip_len``, or for whole sequences (``clip_len:
+    null``) ``ceil(300 / frame_stride)``, the length the datamodule feeds
+    (:func:`graphfuse.info.input_shape_for`). Given ``frames`` / ``channels`` / ``joints`` /
+    ``persons`` win.
+    """
+    import torch
+
+    from graphfuse.info import input_shape_for
+
+    shape = input_shape_for(network, config, frames, channels, joints, persons)
+    param = next(network.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    gen = torch.Generator(device).manual_seed(0)
+    return (torch.randn(*shape, device=device, dtype=dtype, generator=gen),)
+
+
+FAMILY = register_family(Family(
+    name="skeleton_action",
+    description="skeleton action recognition: NTU RGB+D 60/120, Shift-GCN",
+    prepare=(
+        PrepareCommand("ntu", "NTU RGB+D 60/120 from raw .skeleton files", _ntu_arguments, _run_ntu),
+        PrepareCommand("ntu-official", "register arrays made by the official Shift-GCN scripts",
+                       _official_arguments, _run_official),
+        PrepareCommand("synthetic-ntu", "generate and prepare the synthetic NTU-format dataset",
+                       _synthetic_arguments, _run_synthetic),
+    ),
+    converters=(
+        Converter(
+            name="shiftgcn",
+            help="official Shift-GCN .pt -> graphfuse checkpoint",
+            input_help="official state dict (.pt, e.g. ntu_ShiftGCN_joint_xsub.pt)",
+            convert="graphfuse.convert:convert_shiftgcn",
+            weights="graphfuse.models.shiftgcn:WEIGHTS",
+            usage="IN.pt OUT.ckpt",
+        ),
+    ),
+    networks=("graphfuse.models.shiftgcn:ShiftGCN",),
+    example_input=example_input,
+    components=("graphfuse.data.datamodule",),
+))

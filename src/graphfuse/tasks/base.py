@@ -1,0 +1,445 @@
+"""The base LightningModule of every graphfuse task.
+
+A task is a network plus a loss, metrics and a selection metric. Everything else a task
+does is the same for every family and lives here:
+
+* **Dict batches.** Every dataset yields, and every datamodule collates, a dict::
+
+      {<input name>: Tensor (N, ...), ..., "target": (N,) int64, "id": (N,) int64}
+
+  The named inputs are what the network takes, by keyword: a network declares them in
+  ``input_names`` (``ShiftGCN.input_names == ("x",)``, ``x: (N, C, T, V, M)``;
+  ``PedGraph.input_names``: ``("pose", "velocity", "image")``, the ones it was built to
+  use). A network without ``input_names`` gets the task's
+  :meth:`GraphfuseTask.default_input_names`. Further batch entries are ignored, so a
+  multi-input model (pose + velocity + image, joint + bone streams, RGB + flow) needs no
+  special case. ``target`` holds the labels the loss is computed on; ``id`` the position of
+  each sample in its split (the datamodule's ``split_names(stage)`` maps it to the sample
+  name), a tensor so that it gathers across DDP ranks.
+* **Stage metrics** as torchmetrics collections built by the subclass
+  (:meth:`GraphfuseTask.build_metrics`), logged per epoch as ``<stage>/<name>``, plus the
+  mean loss ``<stage>/loss`` and ``train/loss_step``.
+* **Finite checks**: the inputs of every training batch, the logits of every batch and the
+  training loss; errors name the samples (``FloatingPointError``).
+* **Per-sample test scores** gathered over DDP ranks and de-duplicated by ``id``
+  (``DistributedSampler`` pads a rank's shard with repeated samples), stored in
+  :attr:`GraphfuseTask.test_results` for :class:`graphfuse.runs.RunArtifacts`, which writes
+  ``scores.npz``.
+* **Recipe hooks**: :func:`network_param_groups` asks the network for its optimiser
+  parameter groups (``param_groups(weight_decay)``, e.g. Shift-GCN's official weight-decay
+  rule) and gives a network without the hook one plain group.
+* **Output size** (``num_class`` written once): :meth:`GraphfuseTask.output_size` is each
+  task's rule from the prepared data's ``meta.json`` (and the data / task options) to the
+  network's number of outputs; :func:`resolve_output_size` applies it to a parsed config
+  before the classes are instantiated (``graphfuse fit|test|...`` and ``graphfuse info``).
+* the learning rate logged as ``lr`` once per training epoch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MetricCollection
+
+__all__ = [
+    "STAGES",
+    "NON_INPUTS",
+    "TARGET",
+    "ID",
+    "GraphfuseTask",
+    "network_param_groups",
+    "plain_param_groups",
+    "unique_by_id",
+    "resolve_output_size",
+]
+
+#: Stages with metrics, in order.
+STAGES = ("train", "val", "test")
+#: The batch keys every dataset provides besides the named model inputs.
+TARGET, ID = "target", "id"
+#: Keys of a batch that are never model inputs.
+NON_INPUTS = frozenset({TARGET, ID})
+
+
+# ------------------------------------------------------------------------------------------
+# recipe hooks
+# ------------------------------------------------------------------------------------------
+def plain_param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """One group of every trainable parameter of ``module`` with ``weight_decay``; the group
+    also lists the parameter ``names``."""
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    return [{"params": [p for _, p in named], "names": [n for n, _ in named], "weight_decay": weight_decay}]
+
+
+def network_param_groups(network: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """The optimiser parameter groups of ``network``: its own ``param_groups(weight_decay)``
+    when it has that hook (the model owns its recipe, e.g. :meth:`graphfuse.models.ShiftGCN.param_groups`),
+    else :func:`plain_param_groups`. Every group has ``params``, ``weight_decay`` and ``names``.
+
+    Raises:
+        ValueError: the hook returned groups that miss or repeat a trainable parameter.
+    """
+    hook = getattr(network, "param_groups", None)
+    if not callable(hook):
+        return plain_param_groups(network, weight_decay)
+    groups = [dict(g) for g in hook(weight_decay)]
+    trainable = {id(p) for p in network.parameters() if p.requires_grad}
+    seen = [id(p) for g in groups for p in g["params"]]
+    if len(seen) != len(set(seen)) or set(seen) != trainable:
+        raise ValueError(
+            f"{type(network).__name__}.param_groups() must list every trainable parameter exactly once "
+            f"({len(trainable)} trainable, {len(seen)} listed, {len(set(seen))} distinct)"
+        )
+    for g in groups:
+        g.setdefault("weight_decay", weight_decay)
+    return groups
+
+
+# ------------------------------------------------------------------------------------------
+# DDP
+# ------------------------------------------------------------------------------------------
+def unique_by_id(ids: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """Sort ``ids (N,)`` and the rows of ``tensors (N, ...)`` by id and keep one row per id
+    (the first, in a stable order), as needed after gathering the shards of a
+    ``DistributedSampler``, which pads them with repeated samples.
+
+    Returns:
+        ``(ids', *tensors')`` with ``ids'`` strictly increasing.
+    """
+    order = torch.argsort(ids, stable=True)
+    ids = ids[order]
+    keep = torch.ones_like(ids, dtype=torch.bool)
+    keep[1:] = ids[1:] != ids[:-1]
+    return (ids[keep], *(t[order][keep] for t in tensors))
+
+
+# ------------------------------------------------------------------------------------------
+# the base task
+# ------------------------------------------------------------------------------------------
+class GraphfuseTask(L.LightningModule):
+    """Base of every task: see the module docstring for what it does.
+
+    A subclass calls ``super().__init__(model)``, sets up its options, then calls
+    :meth:`init_metrics`; it implements :meth:`build_metrics`, :meth:`compute_loss`,
+    :meth:`metric_inputs` and :meth:`test_record` (and :meth:`empty_test_record`), and may
+    override :meth:`check_logits`, :meth:`default_input_names`, :meth:`missing_input` and
+    :meth:`output_size`. It keeps its own ``configure_optimizers`` (its recipe), taking the
+    parameter groups from :meth:`param_groups`.
+
+    Args:
+        model: the network, called as ``model(**{name: batch[name] for name in input_names})``.
+
+    Attributes:
+        test_results: after a test epoch, the per-sample records of :meth:`test_record`
+            gathered over ranks and de-duplicated, sorted by ``index`` (the batch's ``id``),
+            plus ``confusion`` when the task has a ``test_confusion`` metric.
+    """
+
+    #: Model-selection metric (maximised) read by the engine; None = the engine's default.
+    monitor: ClassVar[str | None] = None  # type: ignore[misc]
+    #: Whether :meth:`output_size` reads the prepared data's ``meta.json`` (else it is not read).
+    output_size_needs_meta: ClassVar[bool] = True
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self._test_records: list[dict[str, Tensor]] = []
+        self.test_results: dict[str, Tensor] | None = None
+
+    # -- output size (num_class written once) ----------------------------------------------
+    @classmethod
+    def output_size(
+        cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
+    ) -> int | None:
+        """The number of network outputs for data described by ``meta`` (the prepared
+        ``meta.json``, None when there is none) and ``data`` (the datamodule's options),
+        given the task's ``options``; None when it cannot be known (the network's own value
+        is then kept). Subclasses define the rule."""
+        return None
+
+    @classmethod
+    def accepted_output_sizes(
+        cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
+    ) -> tuple[int, ...]:
+        """Every output size the task can train with on this data (default: only
+        :meth:`output_size`); empty when unknown."""
+        k = cls.output_size(meta, data, **options)
+        return () if k is None else (k,)
+
+    # -- inputs ------------------------------------------------------------------------------
+    def default_input_names(self) -> tuple[str, ...]:
+        """Input names of a network that declares no ``input_names``."""
+        return ()
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The batch entries passed to the network, by keyword."""
+        names = getattr(self.model, "input_names", None)
+        return tuple(names) if names else tuple(self.default_input_names())
+
+    def missing_input(self, name: str, batch: Mapping[str, Any]) -> Exception:
+        """The error for a batch without the network's input ``name``."""
+        return KeyError(
+            f"the batch has no {name!r}, an input of {type(self.model).__name__} "
+            f"(batch keys: {sorted(batch)})"
+        )
+
+    def model_inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The keyword arguments of the network: ``batch[name]`` for every input name."""
+        inputs: dict[str, Tensor] = {}
+        for name in self.input_names:
+            if name not in batch:
+                raise self.missing_input(name, batch)
+            inputs[name] = batch[name]
+        return inputs
+
+    def forward(self, *args: Any, **inputs: Any) -> Tensor:
+        """The network's logits ``(N, K)`` for its named inputs."""
+        return self.model(*args, **inputs)
+
+    # -- what a subclass defines ---------------------------------------------------------------
+    def build_metrics(self, stage: str) -> MetricCollection:
+        """The metrics of ``stage`` (``train`` / ``val`` / ``test``), prefixed ``<stage>/``."""
+        raise NotImplementedError
+
+    def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Mean loss of ``logits (N, K)`` for ``target (N,)``."""
+        raise NotImplementedError
+
+    def metric_inputs(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``(preds, target)`` for the stage metrics (and ``test_confusion``); default the logits."""
+        return logits, target
+
+    def check_logits(self, logits: Tensor, n: int) -> None:
+        """Raise when ``logits`` do not have the shape the task needs for ``n`` samples."""
+
+    def test_record(self, logits: Tensor, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Per-sample rows (first dimension N) kept for :attr:`test_results`: at least
+        ``scores`` and ``labels``."""
+        raise NotImplementedError
+
+    def empty_test_record(self) -> dict[str, Tensor]:
+        """:meth:`test_record` of zero samples (a rank or a split without test samples)."""
+        raise NotImplementedError
+
+    # -- metrics ---------------------------------------------------------------------------------
+    def init_metrics(self) -> None:
+        """Build ``<stage>_metrics`` (:meth:`build_metrics`) and ``<stage>_loss`` (mean loss)
+        for every stage."""
+        for stage in STAGES:
+            setattr(self, f"{stage}_metrics", self.build_metrics(stage))
+            setattr(self, f"{stage}_loss", MeanMetric())
+
+    # -- checks ----------------------------------------------------------------------------------
+    def _sample_names(self, ids: Tensor, stage: str) -> str:
+        """``ids`` as sample names when the datamodule maps them, else as indices."""
+        idx = [int(i) for i in ids.reshape(-1).tolist()]
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        split_names = getattr(dm, "split_names", None)
+        if callable(split_names):
+            try:
+                names = split_names(stage)
+                shown = ", ".join(repr(names[i]) for i in idx[:8]) + (" ..." if len(idx) > 8 else "")
+                return f"samples {shown} (sample indices {idx})"
+            except Exception:  # noqa: BLE001 - naming is best effort; the indices always follow
+                pass
+        return f"sample indices {idx}"
+
+    def _check_finite(self, what: str, t: Tensor, ids: Tensor, stage: str, batch_idx: int) -> None:
+        if not torch.isfinite(t).all():
+            rows = ~torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1) if t.ndim else None
+            bad = ids[rows] if rows is not None and rows.shape == ids.shape else ids
+            raise FloatingPointError(
+                f"non-finite {what} in {stage} batch {batch_idx} at epoch {self.current_epoch} "
+                f"({self._sample_names(bad, stage)})"
+            )
+
+    # -- steps -------------------------------------------------------------------------------------
+    def _shared_step(self, batch: Mapping[str, Tensor], stage: str, batch_idx: int) -> Tensor:
+        target, ids = batch[TARGET], batch[ID]
+        n = target.numel()
+        inputs = self.model_inputs(batch)
+        if stage == "train":
+            for name, value in inputs.items():
+                self._check_finite(name, value, ids, stage, batch_idx)
+        logits = self(**inputs)
+        self.check_logits(logits, n)
+        self._check_finite("logits", logits, ids, stage, batch_idx)
+        loss = self.compute_loss(logits, target)
+        preds, metric_target = self.metric_inputs(logits.detach(), target)
+        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        loss_metric: MeanMetric = getattr(self, f"{stage}_loss")
+        metrics.update(preds, metric_target)
+        loss_metric.update(loss.detach(), weight=n)
+        self.log(f"{stage}/loss", loss_metric, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=n)
+        if stage == "train":
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=False)
+        if stage == "test":
+            confusion = getattr(self, "test_confusion", None)
+            if confusion is not None:
+                confusion.update(preds, metric_target)
+            record = {k: v.detach() for k, v in self.test_record(logits.detach(), batch).items()}
+            self._test_records.append({"index": ids.detach(), **record})
+        return loss
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        loss = self._shared_step(batch, "train", batch_idx)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss became {loss.item()} at epoch {self.current_epoch}, batch {batch_idx} "
+                f"({self._sample_names(batch[ID], 'train')})"
+            )
+        return loss
+
+    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val", batch_idx)
+
+    def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test", batch_idx)
+
+    def predict_step(
+        self, batch: Mapping[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
+        """``{"index", **test_record}`` of the batch (``scores``, ``labels``, ...)."""
+        logits = self(**self.model_inputs(batch))
+        return {"index": batch[ID], **self.test_record(logits, batch)}
+
+    # -- test results --------------------------------------------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        self._test_records = []
+        self.test_results = None
+
+    def on_test_epoch_end(self) -> None:
+        if self._test_records:
+            keys = list(self._test_records[0])
+            cols = {k: torch.cat([r[k] for r in self._test_records]) for k in keys}
+        else:
+            cols = {"index": torch.zeros(0, dtype=torch.long), **self.empty_test_record()}
+        if self.trainer.world_size > 1:
+            # Every rank holds a shard (DistributedSampler pads, so some samples repeat):
+            # gather, then keep one copy per sample id.
+            keys = list(cols)
+            gathered = [self.all_gather(cols[k]).flatten(0, 1) for k in keys]
+            cols = dict(zip(keys, unique_by_id(gathered[0], *gathered[1:])))
+        results = {k: v.cpu() for k, v in cols.items()}
+        confusion = getattr(self, "test_confusion", None)
+        if confusion is not None:
+            results["confusion"] = confusion.compute().cpu()
+            confusion.reset()
+        self.test_results = results
+        self._test_records = []
+
+    # -- optimisation ----------------------------------------------------------------------------------
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """The network's optimiser parameter groups (:func:`network_param_groups`) without
+        their ``names``, ready for a ``torch.optim`` optimiser."""
+        groups = network_param_groups(self.model, weight_decay)
+        return [{k: v for k, v in g.items() if k != "names"} for g in groups]
+
+    def on_train_epoch_start(self) -> None:
+        opt = self.optimizers()
+        if not isinstance(opt, list):
+            self.log("lr", opt.param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+
+# ------------------------------------------------------------------------------------------
+# num_class written once: the config before instantiation
+# ------------------------------------------------------------------------------------------
+def _get(ns: Any, key: str, default: Any = None) -> Any:
+    if ns is None:
+        return default
+    if isinstance(ns, Mapping):
+        return ns.get(key, default)
+    return getattr(ns, key, default)
+
+
+def _as_dict(ns: Any) -> dict[str, Any]:
+    if ns is None:
+        return {}
+    if isinstance(ns, Mapping):
+        return dict(ns)
+    return dict(vars(ns))
+
+
+def _import(class_path: str) -> Any:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _default_of(cls: type, name: str) -> Any:
+    try:
+        p = inspect.signature(cls).parameters.get(name)
+    except (TypeError, ValueError):
+        return inspect.Parameter.empty
+    return inspect.Parameter.empty if p is None else p.default
+
+
+def resolve_output_size(
+    config: Any, meta: Callable[[], Mapping[str, Any] | None] | Mapping[str, Any] | None
+) -> int | None:
+    """Write the network's ``num_class`` into a parsed config by the task's rule.
+
+    ``config`` is a parsed jsonargparse namespace (or dict) with ``model`` (the task:
+    ``class_path``, ``init_args`` holding ``model``, the network's ``class_path`` /
+    ``init_args``) and ``data``. ``meta`` is the prepared data's ``meta.json`` (or a callable
+    reading it, called only when the task's rule needs it; None = no prepared data).
+
+    The network's value ``v`` (``model.init_args.model.init_args.num_class``) is
+
+    * kept when the task accepts it for this data (:meth:`GraphfuseTask.accepted_output_sizes`:
+      e.g. 1 or 2 logits for binary crossing labels with BCE), or when the rule cannot
+      decide (no data and no other hint);
+    * replaced by :meth:`GraphfuseTask.output_size` when it equals the network's constructor
+      default, i.e. when the config did not set it (configs write ``num_class`` nowhere:
+      the data has it);
+    * an error naming the key otherwise (the config contradicts the data).
+
+    Returns:
+        the network's ``num_class`` after resolution, or None when the config has no task
+        with an output-size rule or no network with a ``num_class`` argument.
+    Raises:
+        ValueError: a ``num_class`` the data contradicts.
+    """
+    task_cfg = _get(config, "model")
+    task_path = _get(task_cfg, "class_path")
+    task_init = _get(task_cfg, "init_args")
+    net_cfg = _get(task_init, "model")
+    net_path = _get(net_cfg, "class_path")
+    net_init = _get(net_cfg, "init_args")
+    if not isinstance(task_path, str) or not isinstance(net_path, str) or net_init is None:
+        return None
+    try:
+        task_cls, net_cls = _import(task_path), _import(net_path)
+    except (ImportError, AttributeError):
+        return None
+    if not (isinstance(task_cls, type) and issubclass(task_cls, GraphfuseTask)):
+        return None
+    if "num_class" not in _as_dict(net_init):
+        return None
+    current = _get(net_init, "num_class")
+    data_cfg = _get(config, "data")
+    data_options = _as_dict(_get(data_cfg, "init_args"))
+    task_options = {k: v for k, v in _as_dict(task_init).items() if k != "model"}
+    meta_value = (meta() if callable(meta) else meta) if task_cls.output_size_needs_meta else None
+    accepted = task_cls.accepted_output_sizes(meta_value, data_options, **task_options)
+    derived = task_cls.output_size(meta_value, data_options, **task_options)
+    if derived is None or current in accepted:
+        return current
+    if current == _default_of(net_cls, "num_class"):
+        if isinstance(net_init, Mapping):
+            net_init["num_class"] = derived  # type: ignore[index]
+        else:
+            net_init.num_class = derived
+        return derived
+    raise ValueError(
+        f"model.init_args.model.init_args.num_class={current} but the data needs {derived} "
+        f"({task_cls.__name__}: {', '.join(map(str, accepted))} for data.init_args.data_dir="
+        f"{data_options.get('data_dir', '?')!r}); remove num_class from the config (it is read from the data)"
+    )
