@@ -371,7 +371,10 @@ def prepare_ntu(
         with contextlib.ExitStack() as stack:
             if workers > 1 and len(tasks) > 1:
                 # The pool is started before the progress bar's monitor thread exists.
-                pool = stack.enter_context(mp.get_context().Pool(min(workers, len(tasks))))
+                # forkserver, not fork: forking a process that runs threads (torch's, a progress
+                # bar's, a test runner's) can deadlock a worker on a lock copied mid-use.
+                method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+                pool = stack.enter_context(mp.get_context(method).Pool(min(workers, len(tasks))))
                 results = pool.imap(_work, tasks)
             else:
                 results = map(_work, tasks)

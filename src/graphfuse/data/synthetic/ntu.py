@@ -974,7 +974,11 @@ def generate_synthetic_ntu(
     if n_workers == 1:
         paths = list(_track(map(_write_one, jobs)))
     else:
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        import multiprocessing as mp
+
+        # forkserver, not fork: forking a process that runs threads can deadlock a worker.
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context(method)) as pool:
             paths = list(_track(pool.map(_write_one, jobs, chunksize=max(1, len(jobs) // (8 * n_workers)))))
     return sorted(Path(p) for p in paths)
 
