@@ -212,11 +212,11 @@ def run_shift(cfg: dict) -> dict:
 # variants: built-in ones and the research notes' configs
 # ----------------------------------------------------------------------------------------
 def _notes_variant(path: Path) -> tuple[dict[str, Any], int]:
-    """``(ShiftGCN kwargs, frame_stride)`` of one notes config (read with ``yaml.safe_load``)."""
-    import yaml
+    """``(ShiftGCN kwargs, frame_stride)`` of one notes config (a delta over joint.yaml: read
+    with its ``_base_`` applied, graphfuse.config_files.resolve_config)."""
+    from graphfuse.config_files import resolve_config
 
-    with open(path, encoding="utf-8") as fh:
-        conf = yaml.safe_load(fh)
+    conf = resolve_config(path)
     try:
         net = conf["model"]["init_args"]["model"]
         class_path, kwargs = net["class_path"], dict(net.get("init_args") or {})

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from graphfuse.cli import main
-from graphfuse.data.datamodule import SkeletonDataModule
+from graphfuse.data.ntu.datamodule import SkeletonDataModule
 from graphfuse.models import ShiftGCN
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "synthetic-ntu" / "shiftgcn" / "quickstart.yaml"

@@ -7,7 +7,7 @@ import lightning as L
 import pytest
 import torch
 
-from graphfuse.data.datamodule import SkeletonDataModule
+from graphfuse.data.ntu.datamodule import SkeletonDataModule
 from graphfuse.models import ShiftGCN
 from graphfuse.tasks import ActionRecognition
 

@@ -6,10 +6,17 @@ jsonargparse reports a config it cannot use without naming the file, and crashes
 here first; a problem is one message naming the file: not UTF-8, not valid YAML, nested too
 deeply, not a mapping, aliases that expand to a huge document ("billion laughs"), or a
 number that is not finite (``.nan``, ``.inf``, ``1e400``) or an integer beyond 64 bits.
+
+Base-plus-delta configs: a config may extend another through a top-level ``_base_: <path>``
+key (MMEngine's convention; the path is relative to the file naming it, and may itself name
+a ``_base_``). graphfuse resolves the chain before LightningCLI parses (:func:`resolve_config`,
+merge rule in :func:`merge_configs`): the delta states only what differs from its base. Every
+file of a chain passes the checks above; a missing base or a cycle is one error naming the files.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +24,22 @@ from typing import Any
 
 import yaml
 
-__all__ = ["MAX_YAML_VALUES", "expanded_size", "config_paths", "config_file_problem"]
+__all__ = [
+    "MAX_YAML_VALUES",
+    "BASE_KEY",
+    "DELETE_KEY",
+    "ConfigError",
+    "expanded_size",
+    "config_paths",
+    "config_file_problem",
+    "config_values",
+    "with_resolved_configs",
+    "config_chain",
+    "merge_configs",
+    "names_base",
+    "resolve_config",
+    "resolved_config_text",
+]
 
 #: Values (mapping entries, list items, scalars) a config or spec may hold once its YAML
 #: aliases are expanded: far above any real file, far below a document whose aliases multiply.
@@ -93,8 +115,52 @@ def config_paths(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def config_values(argv: Sequence[str]) -> list[tuple[int, str]]:
+    """``(index in argv, value)`` of every config option of a command line (``-c VALUE``,
+    ``--config VALUE``, ``--config=VALUE``), in order; a value may be a path or inline YAML."""
+    out = []
+    for i, a in enumerate(argv):
+        if a in ("-c", "--config") and i + 1 < len(argv):
+            out.append((i + 1, str(argv[i + 1])))
+        elif isinstance(a, str) and a.startswith("--config="):
+            out.append((i, a.partition("=")[2]))
+    return out
+
+
+def with_resolved_configs(argv: Sequence[str]) -> tuple[list[str], list[str | None]]:
+    """``argv`` with every config file that names a ``_base_`` replaced by its resolved YAML
+    text (jsonargparse reads a config option's value as a path or as YAML content), and, per
+    config option in order, the file it replaced (None: left as it was).
+
+    Files without ``_base_`` and inline YAML pass unchanged. Call after
+    :func:`config_file_problem` accepted the files; raises :class:`ConfigError` otherwise.
+    """
+    out = [str(a) for a in argv]
+    replaced: list[str | None] = []
+    for i, value in config_values(out):
+        if value and Path(value).is_file() and names_base(value):
+            text = resolved_config_text(value)
+            out[i] = text if out[i] == value else f"--config={text}"
+            replaced.append(value)
+        else:
+            replaced.append(None)
+    return out, replaced
+
+
 def config_file_problem(path: str | Path) -> str | None:
-    """What is wrong with the config file ``path`` (a message naming it), or None."""
+    """What is wrong with the config file ``path`` or a file of its ``_base_`` chain (a message
+    naming the file), or None."""
+    problem = _single_file_problem(path)
+    if problem is None and names_base(path):
+        try:
+            resolve_config(path)
+        except ConfigError as e:
+            return str(e)
+    return problem
+
+
+def _single_file_problem(path: str | Path) -> str | None:
+    """What is wrong with the one config file ``path`` (its bases unread), or None."""
     try:
         text = Path(path).read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
@@ -116,3 +182,180 @@ def config_file_problem(path: str | Path) -> str | None:
     if bad is not None:
         return f"{path}: {bad}"
     return None
+
+
+# ------------------------------------------------------------------------ base-plus-delta configs
+#: The top-level key naming the config(s) a config extends (MMEngine's convention).
+BASE_KEY = "_base_"
+#: In a mapping of a delta, ``_delete_: true`` replaces the base's mapping instead of merging.
+DELETE_KEY = "_delete_"
+#: Longest ``_base_`` chain (a config, its base, the base's base, ...).
+MAX_BASE_DEPTH = 16
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used, or a ``_base_`` chain that cannot be resolved; the
+    message names the file(s)."""
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The mapping in the config file ``path`` after the safety checks of
+    :func:`_single_file_problem`; raises :class:`ConfigError` naming the file."""
+    problem = _single_file_problem(path)
+    if problem:
+        raise ConfigError(problem)
+    return yaml.safe_load(path.read_bytes().decode("utf-8"))
+
+
+def _base_paths(path: Path, cfg: dict[str, Any]) -> list[Path]:
+    """The files named by ``cfg``'s ``_base_`` (one path or a list), relative to ``path``'s folder."""
+    bases = cfg.get(BASE_KEY)
+    names = bases if isinstance(bases, list) else [bases]
+    if not names or not all(isinstance(n, str) and n.strip() and "\0" not in n for n in names):
+        raise ConfigError(f"{path}: {BASE_KEY} must be the relative path of a config file (or a list of "
+                          f"them), got {bases!r}")
+    out = []
+    for name in names:
+        shown = name if len(name) <= 200 else name[:200] + "..."
+        try:
+            base = (path.parent / Path(name).expanduser()).resolve()
+            found = base.is_file()
+        except (OSError, RuntimeError) as e:  # a name too long, ~user of no user, a symlink loop
+            raise ConfigError(f"{path}: {BASE_KEY} {shown!r}: {e}") from None
+        if not found:
+            raise ConfigError(f"{path}: {BASE_KEY} {shown!r} not found (looked for {base})")
+        out.append(base)
+    return out
+
+
+def _strip_delete(node: Any) -> Any:
+    """``node`` without ``_delete_`` keys (a replaced mapping keeps none of them)."""
+    if isinstance(node, dict):
+        return {k: _strip_delete(v) for k, v in node.items() if k != DELETE_KEY}
+    if isinstance(node, list):
+        return [_strip_delete(v) for v in node]
+    return node
+
+
+def _class_name(class_path: Any) -> Any:
+    return class_path.rpartition(".")[2] if isinstance(class_path, str) else class_path
+
+
+def merge_configs(base: Any, delta: Any, where: str = "") -> Any:
+    """``delta`` applied to ``base`` (neither is modified), the rule of ``_base_`` configs:
+
+    - mappings merge key by key, recursively; a key only in the base keeps the base's value;
+    - lists, scalars and ``null`` in the delta replace the base's value (a list is never
+      merged item by item);
+    - a mapping whose ``class_path`` names another class than the base's (compared by the
+      name after the last dot, so ``PedGraph`` and ``graphfuse.models.PedGraph`` are one class)
+      replaces the base's mapping: the old class's ``init_args`` do not carry over;
+    - a mapping with ``_delete_: true`` replaces the base's mapping (MMEngine's key; the key
+      itself is dropped).
+    """
+    if not isinstance(delta, dict) or not isinstance(base, dict):
+        return _strip_delete(copy.deepcopy(delta))
+    if DELETE_KEY in delta:
+        if delta[DELETE_KEY] is not True:
+            raise ConfigError(f"{where or 'the config'}.{DELETE_KEY} must be true, got {delta[DELETE_KEY]!r}")
+        return _strip_delete(copy.deepcopy(delta))
+    if "class_path" in delta and "class_path" in base and _class_name(delta["class_path"]) != _class_name(
+            base["class_path"]):
+        return _strip_delete(copy.deepcopy(delta))
+    out = copy.deepcopy(base)
+    for key, value in delta.items():
+        out[key] = merge_configs(out[key], value, f"{where}.{key}" if where else str(key)) if key in out else (
+            _strip_delete(copy.deepcopy(value)))
+    return out
+
+
+def _nested_base_key(node: Any, where: str = "") -> str | None:
+    """The dotted location of a ``_base_`` key below the top level of ``node`` (None: none)."""
+    stack: list[tuple[str, Any]] = [(where, node)]
+    while stack:
+        at, item = stack.pop()
+        if isinstance(item, dict):
+            for k, v in item.items():
+                here = f"{at}.{k}" if at else str(k)
+                if k == BASE_KEY and at:
+                    return here
+                stack.append((here, v))
+        elif isinstance(item, list):
+            stack.extend((f"{at}[{i}]", v) for i, v in enumerate(item))
+    return None
+
+
+def config_chain(path: str | Path) -> list[Path]:
+    """The files of ``path``'s ``_base_`` chain, ``path`` first, then its bases in the order
+    they are read (depth first). Every file passes the safety checks.
+
+    Raises:
+        ConfigError: a file with a problem, a missing base, a cycle (naming its files), or a
+            chain longer than :data:`MAX_BASE_DEPTH`.
+    """
+    chain: list[Path] = []
+    _resolve(Path(path), (), chain)
+    return chain
+
+
+def resolve_config(path: str | Path) -> dict[str, Any]:
+    """The config in ``path`` with its ``_base_`` chain applied (:func:`merge_configs`), as the
+    mapping LightningCLI parses: no ``_base_`` or ``_delete_`` key left. A file without
+    ``_base_`` is returned as read.
+
+    Raises:
+        ConfigError: see :func:`config_chain`.
+    """
+    return _resolve(Path(path), (), [])
+
+
+def _resolve(path: Path, stack: tuple[Path, ...], chain: list[Path]) -> dict[str, Any]:
+    key = path.resolve()
+    if key in stack:
+        cycle = " -> ".join(str(p) for p in (*stack[stack.index(key):], key))
+        raise ConfigError(f"{stack[-1]}: {BASE_KEY} cycle: {cycle}")
+    if len(stack) >= MAX_BASE_DEPTH:
+        raise ConfigError(f"{path}: {BASE_KEY} chain deeper than {MAX_BASE_DEPTH} files (from {stack[0]})")
+    chain.append(path)
+    cfg = _read_config(path)
+    nested = _nested_base_key({k: v for k, v in cfg.items() if k != BASE_KEY})
+    if nested:
+        raise ConfigError(f"{path}: {nested}: {BASE_KEY} is read at the top level of a config only")
+    if BASE_KEY not in cfg:
+        if DELETE_KEY in cfg or _has_delete(cfg):
+            raise ConfigError(f"{path}: {DELETE_KEY} needs a {BASE_KEY} to delete from")
+        return cfg
+    merged: Any = {}
+    for base in _base_paths(path, cfg):
+        merged = merge_configs(merged, _resolve(base, (*stack, key), chain))
+    delta = {k: v for k, v in cfg.items() if k != BASE_KEY}
+    try:
+        merged = merge_configs(merged, delta)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    if expanded_size(merged) > MAX_YAML_VALUES:
+        raise ConfigError(f"{path}: more than {MAX_YAML_VALUES} values once its {BASE_KEY} chain is merged")
+    return merged
+
+
+def _has_delete(node: Any) -> bool:
+    if isinstance(node, dict):
+        return DELETE_KEY in node or any(_has_delete(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_delete(v) for v in node)
+    return False
+
+
+def names_base(path: str | Path) -> bool:
+    """Whether the config file ``path`` has a top-level ``_base_`` key (False for a file that
+    cannot be read: :func:`config_file_problem` reports it)."""
+    try:
+        cfg = yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, ValueError, yaml.YAMLError, RecursionError):  # ValueError: not UTF-8
+        return False
+    return isinstance(cfg, dict) and BASE_KEY in cfg
+
+
+def resolved_config_text(path: str | Path) -> str:
+    """:func:`resolve_config` of ``path`` as YAML text (keys in the order of the files)."""
+    return yaml.safe_dump(resolve_config(path), sort_keys=False, allow_unicode=True)

@@ -35,18 +35,59 @@ __all__ = [
 ]
 
 
-def wrap_state_dict(state_dict: dict[str, torch.Tensor], prefix: str = "model.", **info: object) -> dict:
-    """A Lightning checkpoint holding ``state_dict`` under the task's ``prefix``.
+def wrap_state_dict(
+    state_dict: dict[str, torch.Tensor],
+    prefix: str = "model.",
+    *,
+    config: str | None = None,
+    data: dict[str, Any] | None = None,
+    class_names: list[str] | None = None,
+    num_class: int | None = None,
+    model: str | None = None,
+    task: str | None = None,
+    **info: object,
+) -> dict:
+    """A Lightning checkpoint holding ``state_dict`` under the task's ``prefix``, with the
+    versioned ``graphfuse`` block (:func:`graphfuse.checkpoints.graphfuse_block`; ``info``
+    adds the conversion's own entries: ``converted_from``, ``release``, ...).
 
     Only tensors and plain values, so it loads with ``torch.load(weights_only=True)``.
     """
+    from .checkpoints import BLOCK_KEY, graphfuse_block
+
     return {
         "state_dict": {prefix + k: v for k, v in state_dict.items()},
         "pytorch-lightning_version": lightning.__version__,
         "epoch": 0,
         "global_step": 0,
-        "graphfuse": {"format_version": 1, **{k: v for k, v in info.items()}},
+        BLOCK_KEY: graphfuse_block(config=config, data=data, class_names=class_names, num_class=num_class,
+                                   model=model, task=task, **info),
     }
+
+
+def _release_config(release_name: str | None, table: Iterable[Any]) -> str | None:
+    """The YAML text of the shipped config matching a released file (``Weights.config``,
+    relative to the repository root), or None (no match, or not in a source checkout)."""
+    if release_name is None:
+        return None
+    for w in table:
+        if w.name == release_name and w.config:
+            path = Path(__file__).resolve().parents[2] / w.config
+            try:
+                return path.read_text(encoding="utf-8") if path.is_file() else None
+            except (OSError, UnicodeDecodeError):
+                return None
+    return None
+
+
+def _ntu_class_names(num_class: int) -> list[str] | None:
+    """NTU RGB+D action names A1..A<num_class> (60 or 120 classes), else None."""
+    if num_class not in (60, 120):
+        return None
+    from importlib import resources
+
+    text = resources.files("graphfuse.data").joinpath("resources", "ntu120_classes.txt").read_text("utf-8")
+    return [ln for ln in text.splitlines() if ln and not ln.startswith("#")][:num_class]
 
 
 def convert_shiftgcn(input_path: str | Path, output_path: str | Path, **options: Any) -> Path:
@@ -72,12 +113,30 @@ def convert_shiftgcn(input_path: str | Path, output_path: str | Path, **options:
         raise ValueError(f"{input_path}: does not match the official Shift-GCN layout: {exc}") from exc
     from .models.shiftgcn import WEIGHTS
 
+    release = release_info(input_path, WEIGHTS)
+    # The official protocol's input: the whole 300-frame padded sequence, normalised at
+    # preparation by Shift-GCN's pre_normalization, both bodies.
+    data = {
+        "stream": "joint" if "bone" not in input_path.name and "motion" not in input_path.name else None,
+        "clip_len": None,
+        "frame_stride": 1,
+        "sampling": "full padded sequence",
+        "normalisation": "Shift-GCN pre_normalization at preparation (graphfuse.data.ntu.normalize)",
+        "joint_layout": "ntu25",
+        "layout": "N C T V M",
+        "input_names": ["x"],
+        "input_shapes": {"x": [3, 300, 25, 2]},
+    }
     ckpt = wrap_state_dict(
         {k: v.detach().clone() for k, v in model.state_dict().items()},
         converted_from=str(input_path),
         model="graphfuse.models.ShiftGCN",
+        task="graphfuse.tasks.ActionRecognition",
         num_class=num_class,
-        **release_info(input_path, WEIGHTS),
+        class_names=_ntu_class_names(num_class),
+        config=_release_config(release.get("release"), WEIGHTS),
+        data=data,
+        **release,
     )
     save_checkpoint(ckpt, output_path)
     return output_path
@@ -124,7 +183,22 @@ def convert_pedgraph(input_path: str | Path, output_path: str | Path, flags: str
     from .models.pedgraph import WEIGHTS
 
     info.update(release_info(input_path, WEIGHTS))
-    ckpt = wrap_state_dict({k: v.detach().clone() for k, v in model.state_dict().items()}, **info)
+    names = {3: ["not crossing", "crossing", "irrelevant"], 2: ["not crossing", "crossing"]}
+    inputs = ["pose"] + (["velocity"] if init.get("use_velocity") else []) + (["image"] if init.get("use_image") else [])
+    data: dict[str, Any] = {
+        "joint_layout": "coco19",
+        "input_names": inputs,
+        "forecast": info.get("forecast"),
+        "time_crop": info.get("time_crop"),
+    }
+    ckpt = wrap_state_dict(
+        {k: v.detach().clone() for k, v in model.state_dict().items()},
+        task="graphfuse.tasks.CrossingIntention",
+        class_names=names.get(int(init["num_class"])),
+        config=_release_config(info.get("release"), WEIGHTS),  # type: ignore[arg-type]
+        data=data,
+        **info,
+    )
     save_checkpoint(ckpt, output_path)
     return output_path
 

@@ -7,6 +7,8 @@ configuration parser (``graphfuse info``, the ablation runner) import it from he
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,14 +51,107 @@ class RunOptions:
         root: directory holding all runs.
         version: version directory; default: the next free ``version_k`` (or, when resuming
             with ``--ckpt_path last``, the newest one holding a ``last.ckpt``).
-        test_after_fit: after ``fit``, test the best checkpoint (test metrics at the epoch
-            selected on validation).
+        test_after_fit: after ``fit``, test the selected checkpoint (``best.ckpt``).
+        select: which checkpoint ``best.ckpt`` is: ``best`` (default), the epoch with the
+            highest validation metric (the task's ``monitor``); ``last``, the last state
+            trained, for recipes that select nothing (no validation split). Stated in
+            ``summary.json``, the printed summary and ``scores.npz``.
+        every_n_steps: also save ``last.ckpt`` every this many optimiser steps (iteration-based
+            recipes with ``trainer.max_steps``; a run resumed from such a checkpoint continues
+            mid-epoch with the batches an uninterrupted run would see). Default: end of every
+            epoch only.
+        loggers: the loggers, a list or comma-separated: ``tensorboard`` (default; events in
+            the run directory), ``csv`` (Lightning's ``CSVLogger``: every logged value per step
+            in ``<run>/csv/metrics.csv``), ``mlflow`` (``<run>/mlruns``, or
+            ``MLFLOW_TRACKING_URI``) and ``wandb`` (need their packages). The run's own
+            ``metrics.csv``, ``summary.json``, ... are written whatever the loggers.
     """
 
     name: str | None = None
     root: str = "runs"
     version: str | None = None
     test_after_fit: bool = True
+    select: str = "best"
+    every_n_steps: int | None = None
+    loggers: str | list[str] = "tensorboard"
+
+
+#: Loggers ``--run.loggers`` accepts, with the package each needs.
+LOGGERS = {"tensorboard": "tensorboard", "csv": None, "mlflow": "mlflow", "wandb": "wandb"}
+
+
+def parse_loggers(value: str | Sequence[str] | None) -> list[str]:
+    """``--run.loggers`` as a list of distinct names (``"tensorboard,csv"`` or a list);
+    an unknown name or a missing package is a ``ValueError`` naming the option."""
+    import importlib.util
+
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        name = str(item).strip().lower()
+        if not name or name in ("none", "null"):
+            continue
+        if name not in LOGGERS:
+            raise ValueError(f"--run.loggers: unknown logger {item!r}; choose from {', '.join(LOGGERS)}")
+        package = LOGGERS[name]
+        if package is not None and importlib.util.find_spec(package) is None:
+            raise ValueError(
+                f"--run.loggers {name}: the {package!r} package is not installed (pip install {package}), "
+                "or leave it out of --run.loggers"
+            )
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def build_loggers(names: Sequence[str], run_dir: Path) -> list[Any]:
+    """Lightning loggers writing into ``run_dir`` (see :class:`RunOptions`)."""
+    import os
+
+    out: list[Any] = []
+    for name in names:
+        if name == "tensorboard":
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            # name="" makes the logger's log_dir exactly save_dir/version = run_dir.
+            out.append(TensorBoardLogger(save_dir=str(run_dir.parent), name="", version=run_dir.name,
+                                         default_hp_metric=False))
+        elif name == "csv":
+            from lightning.pytorch.loggers import CSVLogger
+
+            # <run>/csv/metrics.csv: the run's own metrics.csv (one row per epoch) stays as it is.
+            out.append(CSVLogger(save_dir=str(run_dir), name="", version="csv"))
+        elif name == "mlflow":
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or (run_dir / "mlruns").resolve().as_uri()
+            out.append(MLFlowLogger(experiment_name=run_dir.parent.name or "graphfuse", run_name=run_dir.name,
+                                    tracking_uri=uri))
+        elif name == "wandb":
+            from lightning.pytorch.loggers import WandbLogger
+
+            out.append(WandbLogger(name=f"{run_dir.parent.name}/{run_dir.name}", save_dir=str(run_dir),
+                                   project="graphfuse"))
+    return out
+
+
+class RunConfigCallback(SaveConfigCallback):
+    """Saves the resolved config as ``<run_dir>/config.yaml`` whatever the first logger is
+    (Lightning's writes into the first logger's directory)."""
+
+    def __init__(self, parser: Any, config: Any, run_dir: str | Path, **kwargs: Any) -> None:
+        kwargs["save_to_log_dir"] = False
+        super().__init__(parser, config, **kwargs)
+        self.run_dir = Path(run_dir)
+
+    def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        path = self.run_dir / "config.yaml"
+        if path.exists():
+            raise RuntimeError(f"{path} exists; a run's config is never overwritten")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.parser.save(self.config, str(path), skip_none=False, overwrite=False, multifile=self.multifile)
 
 
 def _default_run_name(cfg: Any) -> str:
@@ -70,6 +165,21 @@ def _default_run_name(cfg: Any) -> str:
             parts = parts[-2:]
         return "/".join(parts)
     return "default"
+
+
+def _restore_config_paths(config: Any, replaced: list[str | None]) -> None:
+    """Put the user's config paths back into a parsed namespace's ``config`` list where
+    :func:`graphfuse.config_files.with_resolved_configs` passed resolved text (jsonargparse
+    records ``None`` for a config given as text). ``replaced`` has one entry per config
+    option of the command line; the list is left alone unless it has as many."""
+    from jsonargparse import Path as ArgPath
+
+    for ns in [config, *[config.get(k) for k in ("fit", "validate", "test", "predict")]]:
+        entries = ns.get("config") if ns is not None and hasattr(ns, "get") else None
+        if isinstance(entries, list) and len(entries) == len(replaced):
+            for i, original in enumerate(replaced):
+                if original is not None and entries[i] is None:
+                    entries[i] = ArgPath(original, mode="fr")
 
 
 class GraphfuseCLI(LightningCLI):
@@ -104,14 +214,22 @@ class GraphfuseCLI(LightningCLI):
         # a NaN value), is one error naming the file (printed with the usage, exit code 2).
         import sys
 
-        from .config_files import config_file_problem, config_paths
+        from .config_files import config_file_problem, config_paths, with_resolved_configs
 
         argv = sys.argv[1:] if args is None else args
         paths = config_paths([str(a) for a in argv]) if isinstance(argv, (list, tuple)) else []
-        for path in paths:  # a loop over the few configs
+        for path in paths:  # a loop over the few configs (each with its _base_ chain)
             problem = config_file_problem(path)
             if problem:
                 parser.error(problem)
+        # A base-plus-delta config (top-level `_base_`) reaches jsonargparse resolved, as YAML
+        # text in place of its path; the user's path is put back into `config` after parsing,
+        # so the default run name is that of the file the user named (runs/<its path>/...).
+        replaced: list[str | None] = []
+        if paths:
+            resolved_argv, replaced = with_resolved_configs(list(argv))
+            if any(replaced):
+                args = resolved_argv
         # jsonargparse's own errors (an unknown key, a wrong type) name the key, not the file:
         # raise them here and report them again with the config files in front.
         parsers = [parser, *getattr(getattr(parser, "_subcommands_action", None), "choices", {}).values()]
@@ -127,6 +245,8 @@ class GraphfuseCLI(LightningCLI):
         finally:
             for p, e in zip(parsers, exits):
                 p.exit_on_error = e
+        if any(replaced):
+            _restore_config_paths(self.config, replaced)
 
     def instantiate_classes(self) -> None:
         # num_class is written once, in the prepared data: the network's output size is set
@@ -150,6 +270,12 @@ class GraphfuseCLI(LightningCLI):
             if data_init is None or "val_source" not in data_init:
                 raise ValueError("--protocol official needs a datamodule with a 'val_source' argument")
             data_init.val_source = "test"
+        from .runs import selection_text
+
+        selection_text(cfg.run.select, "")  # an unknown --run.select: one error before any data is read
+        if cfg.run.every_n_steps is not None and cfg.run.every_n_steps < 1:
+            raise ValueError(f"--run.every_n_steps must be >= 1, got {cfg.run.every_n_steps}")
+        self.logger_names = parse_loggers(cfg.run.loggers)  # a missing package: one error now
         ckpt_path = cfg.get("ckpt_path")
         _pin_weights_only(cfg)
         if ckpt_path is not None and is_remote(ckpt_path):
@@ -190,43 +316,60 @@ class GraphfuseCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         from lightning.pytorch.callbacks import ModelCheckpoint
-        from lightning.pytorch.loggers import TensorBoardLogger
 
-        from .runs import RunArtifacts
+        from .runs import LastStateCheckpoint, MidEpochResume, RunArtifacts, SelectedLastCheckpoint
 
         cfg = self.config[self.subcommand]
         run_dir = self.run_dir
-        # name="" makes the logger's log_dir exactly save_dir/version = run_dir.
-        logger = TensorBoardLogger(
-            save_dir=str(run_dir.parent), name="", version=run_dir.name, default_hp_metric=False
-        )
+        loggers = build_loggers(getattr(self, "logger_names", None) or parse_loggers(cfg.run.loggers), run_dir)
         callbacks = list(self._get(self.config_init, "trainer", default={}).get("callbacks") or [])
         ckpt_dir = run_dir / "checkpoints"
         # The task names its selection metric (e.g. val/balanced_acc for crossing intention).
         monitor = task_monitor(self.model)
-        # Two checkpoints: the best epoch on the selection split, and the end of every epoch
-        # (saved at train-epoch end, after RunArtifacts has recorded the epoch's metrics, so
-        # a resumed run has them). Lightning's `save_last` only writes when a best is saved.
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1,
-                auto_insert_metric_name=False, enable_version_counter=False,
+        select = cfg.run.select
+        steps = cfg.run.every_n_steps
+        # Two checkpoints: the selected state (best epoch on the selection split, or with
+        # select=last the last state), and the end of every epoch (saved at train-epoch end,
+        # after RunArtifacts has recorded the epoch's metrics, so a resumed run has them;
+        # with every_n_steps also every that many steps). Lightning's `save_last` only writes
+        # when a best is saved. The default callbacks are exactly those of earlier versions, so
+        # their state in old checkpoints is restored on resume.
+        if select == "last":
+            callbacks.append(
+                SelectedLastCheckpoint(
+                    dirpath=ckpt_dir, filename="best", monitor=None, save_top_k=1, save_on_train_epoch_end=True,
+                    enable_version_counter=False, every_n_train_steps=steps,
+                )
             )
-        )
+        else:
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1,
+                    auto_insert_metric_name=False, enable_version_counter=False,
+                )
+            )
+        last_cls = ModelCheckpoint if steps is None else LastStateCheckpoint
         callbacks.append(
-            ModelCheckpoint(
+            last_cls(
                 dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, save_on_train_epoch_end=True,
-                enable_version_counter=False,
+                enable_version_counter=False, **({} if steps is None else {"every_n_train_steps": steps}),
             )
         )
-        callbacks.append(RunArtifacts(run_dir, protocol=cfg.protocol, monitor=monitor))
+        callbacks.append(RunArtifacts(run_dir, protocol=cfg.protocol, monitor=monitor, select=select))
+        callbacks.append(MidEpochResume())
         kwargs["plugins"] = _safe_plugins(self._get(self.config_init, "trainer", default={}).get("plugins"))
         # Save the resolved config for a new run only; a resumed or re-evaluated run keeps its own.
         if (run_dir / "config.yaml").exists():
             self.save_config_callback = None  # type: ignore[assignment]
         else:
-            self.save_config_callback = SaveConfigCallback
-        return super().instantiate_trainer(logger=logger, callbacks=callbacks, **kwargs)
+            self.save_config_callback = functools.partial(RunConfigCallback, run_dir=run_dir)  # type: ignore[assignment]
+        # Every checkpoint's graphfuse block records the config this process runs.
+        if hasattr(self.model, "run_config"):
+            try:
+                self.model.run_config = self._parser(self.subcommand).dump(cfg, skip_none=False)
+            except Exception:  # noqa: BLE001 - a config jsonargparse cannot dump: the block records none
+                self.model.run_config = None
+        return super().instantiate_trainer(logger=loggers or False, callbacks=callbacks, **kwargs)
 
     def _run_subcommand(self, subcommand: str) -> None:
         # The last line of defence: whatever the config did to the trainer, every checkpoint it
@@ -252,7 +395,7 @@ class GraphfuseCLI(LightningCLI):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
         if trainer.is_global_zero:
-            _print_summary(self.run_dir, cfg.protocol)
+            _print_summary(self.run_dir, cfg.protocol, cfg.run.select)
 
 
 def resolve_network_output_size(cfg: Any, generate: bool = True) -> int | None:
@@ -332,7 +475,7 @@ def _safe_plugins(plugins: Any) -> list[Any]:
     return [p for p in plugins if not isinstance(p, SafeCheckpointIO)] + [SafeCheckpointIO()]
 
 
-def _print_summary(run_dir: Path, protocol: str) -> None:
+def _print_summary(run_dir: Path, protocol: str, select: str = "best") -> None:
     import json
 
     from .runs import PROTOCOLS
@@ -342,7 +485,10 @@ def _print_summary(run_dir: Path, protocol: str) -> None:
     best_epoch = summary.get("best_epoch")
     sel = "the TEST split (official protocol)" if protocol == "official" else "validation"
     print()
-    print(f"Test metrics at epoch {best_epoch} (selected on {sel}):")
+    if select == "last":
+        print(f"Test metrics at epoch {best_epoch} (the last state trained; no model selection):")
+    else:
+        print(f"Test metrics at epoch {best_epoch} (selected on {sel}):")
     for k in sorted(test):
         print(f"  {k:18s} {test[k]:.4f}")
     if protocol == "official":

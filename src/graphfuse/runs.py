@@ -4,7 +4,7 @@ Layout (see ``DESIGN.md``)::
 
     runs/<name>/<version>/
         config.yaml             resolved configuration (LightningCLI)
-        checkpoints/best.ckpt   best epoch on the selection split
+        checkpoints/best.ckpt   best epoch on the selection split (``--run.select last``: the last state)
         checkpoints/last.ckpt   end of the last finished epoch (resume point)
         metrics.csv             one row per epoch: train and val metrics, lr
         events.out.tfevents.*   TensorBoard
@@ -39,6 +39,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from .io import atomic_path, output_error, write_json, write_text
 
@@ -52,6 +53,11 @@ __all__ = [
     "release_run_locks",
     "run_dir_holder",
     "run_lock_path",
+    "SELECTIONS",
+    "selection_text",
+    "LastStateCheckpoint",
+    "SelectedLastCheckpoint",
+    "MidEpochResume",
 ]
 
 #: Model-selection protocols. ``official`` reproduces kchengiva/Shift-GCN, which evaluates
@@ -62,6 +68,23 @@ PROTOCOLS = {
     "official": "OFFICIAL PROTOCOL: model selected on the TEST split (best-on-test epoch, as the reference "
     "code does); test numbers are optimistically biased and the 'val' metrics are test-split metrics",
 }
+
+#: Checkpoint-selection rules (``--run.select``): ``best`` = the epoch with the highest
+#: validation metric (the task's monitor; default); ``last`` = the last state trained, for
+#: recipes that select nothing (no validation split, e.g. the gait recipes).
+SELECTIONS = {
+    "best": "best epoch on the validation metric {monitor} (maximised); test metrics at that epoch",
+    "last": "no model selection: the last state trained (the last epoch, or the last step of an iteration-based "
+    "recipe) is tested; best.ckpt is that state",
+}
+
+
+def selection_text(select: str, monitor: str) -> str:
+    """One line saying how the tested checkpoint was chosen (written in every output)."""
+    if select not in SELECTIONS:
+        raise ValueError(f"run.select must be one of {sorted(SELECTIONS)}, got {select!r}")
+    return SELECTIONS[select].format(monitor=monitor)
+
 
 _VERSION_RE = re.compile(r"^version_(\d+)$")
 
@@ -248,6 +271,64 @@ def _scalar(v: Any) -> float:
     return float(v)
 
 
+class LastStateCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` without a monitor that also saves at the end of every training
+    epoch when it saves every ``every_n_train_steps`` (Lightning's does one or the other), so
+    the final state of a run is always saved.
+
+    Used for ``best.ckpt`` under ``--run.select last`` and for ``last.ckpt`` with
+    ``--run.every_n_steps``. Its own class gives it a checkpoint state key distinct from the
+    plain ``ModelCheckpoint`` writing ``last.ckpt``.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._every_n_epochs == 0 and not self._should_skip_saving_checkpoint(trainer):
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class SelectedLastCheckpoint(LastStateCheckpoint):
+    """``best.ckpt`` under ``--run.select last``: a :class:`LastStateCheckpoint` with its own
+    state key (it may save on the same triggers as the one writing ``last.ckpt``)."""
+
+
+class MidEpochResume(L.Callback):
+    """Resume mid-epoch exactly: when the fit restarts from a checkpoint saved inside an epoch
+    (``--run.every_n_steps``), the training sampler skips the batches already trained in that
+    epoch, so the rest of the epoch sees the batches an uninterrupted run would (graphfuse's
+    samplers make the order a function of ``(seed, epoch)``: :class:`graphfuse.data.samplers.EpochSeededSampler`).
+
+    Lightning restores the loop counters but restarts a plain ``DataLoader`` from the epoch's
+    first batch. Needs a sampler with ``skip_next(num_items)``, a single process and
+    ``num_workers=0``; otherwise it warns that the resumed epoch repeats batches.
+    """
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loop = trainer.fit_loop
+        if not getattr(loop, "restarted_mid_epoch", False):
+            return
+        done = int(loop.epoch_loop.batch_progress.current.processed)
+        if done <= 0:
+            return
+        dl = trainer.train_dataloader
+        batch_sampler = getattr(dl, "batch_sampler", None)
+        sampler = getattr(batch_sampler, "sampler", None) if batch_sampler is not None else getattr(dl, "sampler", None)
+        batch_size = getattr(batch_sampler, "batch_size", None) or getattr(dl, "batch_size", None)
+        skip = getattr(sampler, "skip_next", None)
+        # With worker processes the loader's iterator (created before this hook) has already
+        # drawn the epoch's indices, so a skip would land on the next epoch: not applied.
+        if trainer.world_size > 1 or not callable(skip) or not batch_size or getattr(dl, "num_workers", 0) > 0:
+            import warnings
+
+            warnings.warn(
+                f"resuming mid-epoch ({done} batches of epoch {trainer.current_epoch} done): the training loader "
+                "cannot skip them (needs a graphfuse sampler, one process and num_workers=0), so the epoch starts again",
+                stacklevel=2,
+            )
+            return
+        skip(done * int(batch_size))
+
+
 class RunArtifacts(L.Callback):
     """Writes ``metrics.csv``, ``curves.png``, ``summary.json``, ``scores.npz`` into a run directory.
 
@@ -257,14 +338,21 @@ class RunArtifacts(L.Callback):
         monitor: the selection metric, maximised: the task's ``monitor`` (``val/top1`` for
             action recognition, ``val/balanced_acc`` for crossing intention); recorded in
             ``summary.json`` and plotted in ``curves.png``.
+        select: ``"best"`` (the epoch with the highest ``monitor``) or ``"last"`` (the last
+            epoch: recipes that select nothing); see :data:`SELECTIONS`. Written into
+            ``summary.json`` (``selection``) and ``scores.npz`` (``selection``).
     """
 
-    def __init__(self, run_dir: str | Path, protocol: str = "holdout", monitor: str = "val/top1") -> None:
+    def __init__(
+        self, run_dir: str | Path, protocol: str = "holdout", monitor: str = "val/top1", select: str = "best"
+    ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
+        selection_text(select, monitor)  # validates
         self.run_dir = Path(run_dir)
         self.protocol = protocol
         self.monitor = monitor
+        self.select = select
         self.rows: list[dict[str, Any]] = []
         self._restored_rows: list[dict[str, Any]] | None = None
         self.train_time_s = 0.0
@@ -331,7 +419,8 @@ class RunArtifacts(L.Callback):
         }
         with atomic_path(self.run_dir / "scores.npz", suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, names=ids, scores=scores, labels=labels, protocol=np.asarray(self.protocol), **extra)
+                np.savez(fh, names=ids, scores=scores, labels=labels, protocol=np.asarray(self.protocol),
+                         selection=np.asarray(self.select), **extra)
         self._plot_confusion(results["confusion"].numpy())
         ckpt = getattr(trainer, "ckpt_path", None)
         self._write_summary(
@@ -375,7 +464,10 @@ class RunArtifacts(L.Callback):
         write_text(self.run_dir / "metrics.csv", buf.getvalue())
 
     def best_row(self) -> dict[str, Any] | None:
-        """The first epoch with the highest monitored value (ties keep the earliest, as ModelCheckpoint)."""
+        """The selected epoch's row: with ``select="last"`` the last epoch; else the first epoch
+        with the highest monitored value (ties keep the earliest, as ModelCheckpoint)."""
+        if self.select == "last":
+            return self.rows[-1] if self.rows else None
         best = None
         for r in self.rows:
             v = r.get(self.monitor)
@@ -394,6 +486,7 @@ class RunArtifacts(L.Callback):
                 "run_dir": str(self.run_dir),
                 "protocol": {"name": self.protocol, "description": PROTOCOLS[self.protocol]},
                 "monitor": self.monitor,
+                "selection": {"rule": self.select, "description": selection_text(self.select, self.monitor)},
                 "trainable_parameters": int(sum(p.numel() for p in pl_module.parameters() if p.requires_grad)),
             }
         )

@@ -8,7 +8,7 @@ import pytest
 from graphfuse import io as gf_io
 from graphfuse.data.intention.dataset import load_intention_meta
 from graphfuse.data.ntu.official import read_official_labels
-from graphfuse.data.skeleton import load_meta
+from graphfuse.data.ntu.dataset import load_meta
 
 DEEP = "[" * 100_000 + "]" * 100_000
 

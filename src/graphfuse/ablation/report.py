@@ -117,6 +117,8 @@ class StudyReport:
     base: str | None = None
     monitor: str = DEFAULT_SELECT["monitor"]
     common: dict[str, Any] = field(default_factory=dict)
+    #: ``"max"`` (best epoch on ``monitor``) or ``"last"`` (``select: last``: no selection).
+    select_mode: str = "max"
 
     def variant(self, name: str) -> VariantResult:
         return next(v for v in self.variants if v.name == name)
@@ -256,6 +258,8 @@ def collect_study(
         base=spec.get("base"),
         monitor=_study_monitor(spec, variants),
         common=dict(common),
+        select_mode=str((spec.get("select") or {}).get("mode") or "max") if isinstance(spec.get("select"), dict)
+        else "max",
     )
 
 
@@ -328,7 +332,8 @@ def _md(rep: StudyReport, files: dict[str, str]) -> str:
     lines += [
         f"- base config: `{rep.base}`" if rep.base else "- base config: (no study.yaml)",
         f"- baseline: `{rep.baseline}`; seeds: {', '.join(map(str, rep.seeds)) or 'none'}",
-        f"- model selection: best epoch on `{rep.monitor}` (validation), test metrics at that epoch",
+        f"- model selection: best epoch on `{rep.monitor}` (validation), test metrics at that epoch"
+        if rep.select_mode != "last" else "- model selection: none (`select: last`): test metrics of each run's last state",
         "- mean ± std (sample std) over the finished seeds; n = finished seeds",
         "- Δ = variant − baseline with its 95% confidence interval: paired t over seeds when both finished "
         "the same seeds (same seed = same data order and initialisation), Welch's t otherwise; "

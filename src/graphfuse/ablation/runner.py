@@ -58,6 +58,7 @@ from typing import Any, Callable
 
 import yaml
 
+from graphfuse.config_files import ConfigError, names_base, resolve_config
 from graphfuse.io import read_json_dict, write_json, write_text
 from graphfuse.runs import run_dir_holder
 
@@ -212,6 +213,8 @@ def build_command(
     if data_seed:
         cmd.append(f"--data.init_args.seed={seed}")
     cmd += [f"--run.root={root}", f"--run.name={spec.name}/{variant}", f"--run.version=seed{seed}"]
+    if spec.select.get("mode") == "last":
+        cmd.append("--run.select=last")
     if resume:
         cmd.append("--ckpt_path=last")
     return cmd
@@ -307,7 +310,14 @@ def plan_study(
 
 # -- study bookkeeping ----------------------------------------------------------------------------------
 def _load_base(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    """The base config as its runs see it: a base-plus-delta config with its ``_base_`` chain
+    applied, so a change in any file of the chain is a change of the base."""
+    if not names_base(path):
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        return resolve_config(path)
+    except ConfigError as e:
+        raise SpecError(str(e)) from None
 
 
 def check_study_consistency(spec: AblationSpec, study_dir: Path) -> None:

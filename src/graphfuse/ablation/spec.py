@@ -18,6 +18,8 @@ Example (``configs/ablations/synthetic_ntu.yaml``)::
 ``monitor`` (``val/top1`` for ``ActionRecognition``, ``val/balanced_acc`` for
 ``CrossingIntention``, or ``model.init_args.monitor`` where the task has that argument),
 maximised. Left out, it is what the base config's task records; given, it must equal that.
+``select: last`` is the rule of recipes that select nothing (no validation split): every run
+tests its last state (``--run.select last``); ``mode`` is then ``last``.
 
 Every override is a dotted key of the resolved LightningCLI config, exactly as on the
 ``graphfuse fit`` command line without the leading ``--``. :func:`check_config` parses the
@@ -37,7 +39,14 @@ from typing import Any
 
 import yaml
 
-from graphfuse.config_files import MAX_YAML_VALUES, expanded_size
+from graphfuse.config_files import (
+    MAX_YAML_VALUES,
+    ConfigError,
+    config_file_problem,
+    expanded_size,
+    resolve_config,
+    with_resolved_configs,
+)
 
 __all__ = [
     "SpecError",
@@ -253,6 +262,9 @@ def spec_from_dict(
     select = raw.get("select", dict(recorded))
     if select in ("best", None):
         select = dict(recorded)
+    elif select == "last":  # recipes that select nothing: every run tests its last state (--run.select last)
+        select = {**recorded, "mode": "last"}
+        recorded = dict(select)
     if not isinstance(select, dict) or set(select) - {"monitor", "mode"}:
         raise SpecError(f"{source}: 'select' must be {{monitor: ..., mode: ...}}, got {select!r}")
     select = {**recorded, **select}
@@ -373,8 +385,8 @@ def config_monitor(model_cfg: Any) -> str | None:
 
 def _base_monitor(base: Path) -> str | None:
     try:
-        cfg = yaml.safe_load(base.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError, RecursionError):  # ValueError: not UTF-8
+        cfg = resolve_config(base)  # a base-plus-delta config with its _base_ chain applied
+    except (OSError, ConfigError):
         return None  # check_config reports an unreadable base config
     return config_monitor(cfg.get("model")) if isinstance(cfg, dict) else None
 
@@ -437,7 +449,13 @@ def check_config(spec: AblationSpec, variants: list[str] | None = None) -> dict[
     """
     parser = _graphfuse_parser()
     source = str(spec.path or "<spec>")
-    base_args = ["fit", "-c", str(spec.base)]
+    problem = config_file_problem(spec.base)  # the file and its _base_ chain, as `fit` checks them
+    if problem:
+        raise SpecError(f"{source}: base config {problem}")
+    try:  # a base-plus-delta config reaches the parser resolved, as `graphfuse fit` passes it
+        base_args, _ = with_resolved_configs(["fit", "-c", str(spec.base)])
+    except ConfigError as e:
+        raise SpecError(f"{source}: base config {e}") from None
 
     def parse(extra: list[str]) -> Any:
         return parser.parse_args(base_args + extra)

@@ -276,7 +276,7 @@ INTENTION_CHECKS = ("PIE OBD fields finite and within their bounds (speed_kmh, a
 
 
 def _check_ntu(data_dir: Path, meta: dict, bounds: Mapping[str, tuple[float, float]]) -> list[str]:
-    from graphfuse.data.skeleton import resolve_file
+    from graphfuse.data.ntu.dataset import resolve_file
 
     checked = []
     for split, info in meta["splits"].items():

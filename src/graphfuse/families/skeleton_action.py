@@ -127,5 +127,5 @@ FAMILY = register_family(Family(
     ),
     networks=("graphfuse.models.shiftgcn:ShiftGCN",),
     example_input=example_input,
-    components=("graphfuse.data.datamodule",),
+    components=("graphfuse.data.ntu.datamodule",),
 ))

@@ -18,19 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .common import bn_init, conv_init
+
 __all__ = ["AdaptiveGCNUnit", "AdaptiveGraphConv", "TemporalConv", "column_l2_normalise"]
-
-
-def _conv_init(conv: nn.Conv2d) -> None:
-    # official conv_init: Kaiming normal (fan_out), bias 0
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-
-
-def _bn_init(bn: nn.modules.batchnorm._BatchNorm, scale: float) -> None:
-    nn.init.constant_(bn.weight, scale)
-    nn.init.zeros_(bn.bias)
 
 
 def column_l2_normalise(a: Tensor, eps: float = 1e-4) -> Tensor:
@@ -80,12 +70,12 @@ class AdaptiveGraphConv(nn.Module):
             self.down: nn.Module = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels)
             )
-            _conv_init(self.down[0])
-            _bn_init(self.down[1], 1.0)
+            conv_init(self.down[0])
+            bn_init(self.down[1], 1.0)
         else:
             self.down = nn.Identity()
         self.bn = nn.BatchNorm2d(out_channels)
-        _bn_init(self.bn, 1e-6)
+        bn_init(self.bn, 1e-6)
 
     def adjacency(self) -> Tensor:
         """The normalised adjacencies ``(K, V, V)`` the forward pass uses."""
@@ -132,8 +122,8 @@ class TemporalConv(nn.Module):
             in_channels, out_channels, (kernel_size, 1), padding=(pad, 0), stride=(stride, 1)
         )
         self.bn = nn.BatchNorm2d(out_channels)
-        _conv_init(self.conv)
-        _bn_init(self.bn, 1.0)
+        conv_init(self.conv)
+        bn_init(self.bn, 1.0)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.bn(self.conv(x))

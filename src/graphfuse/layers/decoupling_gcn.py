@@ -36,13 +36,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .common import check_positive_int
+
 __all__ = ["DecouplingGCN"]
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class DecouplingGCN(nn.Module):
@@ -83,7 +79,7 @@ class DecouplingGCN(nn.Module):
             ("subsets", subsets),
             ("groups", groups),
         ):
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         if out_channels % groups:
             raise ValueError(f"out_channels={out_channels} is not divisible by groups={groups}")
         self.in_channels = in_channels

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from .common import check_nonnegative_int, check_positive_int
 from .temporal_attention import ATTENTION_KINDS, MultiHeadAttention
 
 __all__ = ["CrossAttention", "GatedFusion", "VelocityEncoder", "NodeExpansion"]
@@ -39,18 +40,6 @@ _TOKENS = ("single", "nodes")
 _GATE_FC = ("conv", "linear", "mlp")
 _VEL_KINDS = ("linear", "mlp", "conv1d")
 _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU}
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_nonnegative_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-    return value
 
 
 def _check_shape(name: str, x: Tensor, dims: int, channels: int) -> None:
@@ -82,10 +71,10 @@ class NodeExpansion(nn.Sequential):
     def __init__(
         self, channels: int, num_nodes: int = 19, num_layers: int = 3, hidden: int | None = None
     ) -> None:
-        _check_positive_int("channels", channels)
-        _check_positive_int("num_nodes", num_nodes)
-        _check_positive_int("num_layers", num_layers)
-        hidden = channels if hidden is None else _check_positive_int("hidden", hidden)
+        check_positive_int("channels", channels)
+        check_positive_int("num_nodes", num_nodes)
+        check_positive_int("num_layers", num_layers)
+        hidden = channels if hidden is None else check_positive_int("hidden", hidden)
         widths = [1] + [hidden] * (num_layers - 1) + [num_nodes]
         modules: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):
@@ -143,7 +132,7 @@ class CrossAttention(nn.Module):
         num_nodes: int = 19,
     ) -> None:
         super().__init__()
-        _check_positive_int("channels", channels)
+        check_positive_int("channels", channels)
         if attention not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
         if velocity_tokens not in _TOKENS:
@@ -151,7 +140,7 @@ class CrossAttention(nn.Module):
         self.channels = channels
         self.num_heads = num_heads
         self.velocity_tokens = velocity_tokens
-        self.num_nodes = _check_positive_int("num_nodes", num_nodes)
+        self.num_nodes = check_positive_int("num_nodes", num_nodes)
         self.attention = MultiHeadAttention(channels, num_heads, attention)
         if velocity_tokens == "nodes":
             self.mlp = NodeExpansion(channels, num_nodes, node_mlp_layers, node_mlp_hidden)
@@ -267,12 +256,12 @@ class GatedFusion(nn.Module):
         share_trailing: bool = True,
     ) -> None:
         super().__init__()
-        _check_positive_int("channels", channels)
+        check_positive_int("channels", channels)
         if fc not in _GATE_FC:
             raise ValueError(f"fc must be one of {_GATE_FC}, got {fc!r}")
-        _check_positive_int("mlp_layers", mlp_layers)
-        _check_positive_int("mlp_hidden_mult", mlp_hidden_mult)
-        _check_nonnegative_int("trailing_convs", trailing_convs)
+        check_positive_int("mlp_layers", mlp_layers)
+        check_positive_int("mlp_hidden_mult", mlp_hidden_mult)
+        check_nonnegative_int("trailing_convs", trailing_convs)
         self.channels = channels
         self.fc1 = _GateFC(channels, fc, mlp_layers, mlp_hidden_mult)
         self.fc2 = _GateFC(channels, fc, mlp_layers, mlp_hidden_mult)
@@ -359,14 +348,14 @@ class VelocityEncoder(nn.Module):
         activations: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
-        _check_positive_int("num_layers", num_layers)
-        _check_positive_int("hidden_mult", hidden_mult)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
+        check_positive_int("num_layers", num_layers)
+        check_positive_int("hidden_mult", hidden_mult)
         if kind not in _VEL_KINDS:
             raise ValueError(f"kind must be one of {_VEL_KINDS}, got {kind!r}")
         if hidden_mults is not None:
-            hidden_mults = [_check_positive_int("hidden_mults entry", m) for m in hidden_mults]
+            hidden_mults = [check_positive_int("hidden_mults entry", m) for m in hidden_mults]
             if num_layers == 1:
                 num_layers = len(hidden_mults) + 1
             elif len(hidden_mults) != num_layers - 1:

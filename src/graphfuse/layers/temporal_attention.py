@@ -37,6 +37,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .common import check_positive_int
+
 __all__ = [
     "ATTENTION_KINDS",
     "attention_weights",
@@ -50,12 +52,6 @@ __all__ = [
 
 ATTENTION_KINDS = ("entmax15", "softmax")
 _LAYOUTS = ("correct", "official")
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _check_attention(attention: str) -> str:
@@ -91,8 +87,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, channels: int, num_heads: int = 8, attention: str = "entmax15") -> None:
         super().__init__()
-        _check_positive_int("channels", channels)
-        _check_positive_int("num_heads", num_heads)
+        check_positive_int("channels", channels)
+        check_positive_int("num_heads", num_heads)
         if channels % num_heads:
             raise ValueError(f"channels={channels} is not divisible by num_heads={num_heads}")
         self.channels = channels
@@ -231,11 +227,11 @@ class TemporalTransformer(nn.Module):
         final_relu: bool = True,
     ) -> None:
         super().__init__()
-        _check_positive_int("channels", channels)
-        _check_positive_int("embed_mult", embed_mult)
-        _check_positive_int("num_layers", num_layers)
-        _check_positive_int("num_heads", num_heads)
-        _check_positive_int("ffn_mult", ffn_mult)
+        check_positive_int("channels", channels)
+        check_positive_int("embed_mult", embed_mult)
+        check_positive_int("num_layers", num_layers)
+        check_positive_int("num_heads", num_heads)
+        check_positive_int("ffn_mult", ffn_mult)
         _check_attention(attention)
         if layout not in _LAYOUTS:
             raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")

@@ -55,6 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from graphfuse.layers.adaptive_gcn import AdaptiveGCNUnit, TemporalConv
+from graphfuse.layers.common import check_positive_int
 from graphfuse.layers.decoupling_gcn import DecouplingGCN
 from graphfuse.layers.fusion import CrossAttention, GatedFusion, NodeExpansion, VelocityEncoder
 from graphfuse.layers.temporal_attention import TemporalTransformer
@@ -89,12 +90,6 @@ _MIN_IMAGE_SIDE = 6
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _conv_bn_silu_2d(cin: int, cout: int, k: int) -> nn.Sequential:
@@ -266,10 +261,10 @@ class PedGraph(nn.Module):
         node_hidden_mult: int = 3,
     ) -> None:
         super().__init__()
-        _check_positive_int("num_class", num_class)
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("num_nodes", num_nodes)
-        _check_positive_int("image_channels", image_channels)
+        check_positive_int("num_class", num_class)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("num_nodes", num_nodes)
+        check_positive_int("image_channels", image_channels)
         _check_choice("backbone", backbone, _BACKBONES)
         _check_choice("fusion", fusion, _FUSIONS)
         if not 0.0 <= float(dropout) < 1.0:
@@ -327,8 +322,8 @@ class PedGraph(nn.Module):
 
         # -- velocity stream, cross attention, gated fusion (the notes' variants) -----------
         if fusion != "gate":
-            _check_positive_int("cross_node_mlp_hidden_mult", cross_node_mlp_hidden_mult)
-            _check_positive_int("node_hidden_mult", node_hidden_mult)
+            check_positive_int("cross_node_mlp_hidden_mult", cross_node_mlp_hidden_mult)
+            check_positive_int("node_hidden_mult", node_hidden_mult)
             if cross_velocity_tokens == "single":
                 # The attention weights over one key are identically 1 (softmax and entmax alike),
                 # so nothing flows back into the queries and keys: dead parameters.

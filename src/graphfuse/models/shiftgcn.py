@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphfuse.graphs import ntu25
+from graphfuse.layers.common import bn_init, conv_init
 from graphfuse.layers.excitation import (
     ActionExcitation,
     ChannelExcitation,
@@ -96,18 +97,6 @@ __all__ = [
     "load_official",
     "WEIGHTS",
 ]
-
-
-def _conv_init(conv: nn.Conv2d) -> None:
-    # official conv_init: kaiming normal (fan_out, gain sqrt(2)), bias 0
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-
-
-def _bn_init(bn: nn.modules.batchnorm._BatchNorm, scale: float = 1.0) -> None:
-    nn.init.constant_(bn.weight, scale)
-    nn.init.zeros_(bn.bias)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -234,8 +223,8 @@ class ShiftGraphConv(nn.Module):
             self.down: nn.Module | None = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels)
             )
-            _conv_init(self.down[0])
-            _bn_init(self.down[1], 1)
+            conv_init(self.down[0])
+            bn_init(self.down[1], 1)
         else:
             self.down = None
         self.Linear_weight = nn.Parameter(torch.empty(in_channels, out_channels))
@@ -371,7 +360,7 @@ class ShiftTemporalConv(nn.Module):
         self.temporal_pointwise = temporal_pointwise
         self.bn = nn.BatchNorm2d(channels)  # default init in the official code (see module doc)
         self.bn2 = nn.BatchNorm2d(channels)
-        _bn_init(self.bn2, 1)
+        bn_init(self.bn2, 1)
         # (Construction order, hence random draws, of the default configuration is the
         # official one: shift_in, shift_out, temporal_linear.)
         self.shift_in: nn.Module
@@ -417,8 +406,8 @@ class UnitResidual(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1))
         self.bn = nn.BatchNorm2d(out_channels)
-        _conv_init(self.conv)
-        _bn_init(self.bn, 1)
+        conv_init(self.conv)
+        bn_init(self.bn, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.bn(self.conv(x))
@@ -694,7 +683,7 @@ class ShiftGCN(nn.Module):
         self.excitation_reduction = excitation_reduction
         self.excitation_replace_tcn = bool(excitation_replace_tcn)
         self.data_bn = nn.BatchNorm1d(num_person * in_channels * num_point)
-        _bn_init(self.data_bn, 1)
+        bn_init(self.data_bn, 1)
         for k, (cin, cout, stride, residual) in enumerate(self.LAYERS, start=1):
             cin_ = in_channels if cin == "C" else int(cin)
             self.add_module(

@@ -33,6 +33,10 @@ does is the same for every family and lives here:
   network's number of outputs; :func:`resolve_output_size` applies it to a parsed config
   before the classes are instantiated (``graphfuse fit|test|...`` and ``graphfuse info``).
 * the learning rate logged as ``lr`` once per training epoch.
+* **Checkpoints** carry the versioned ``graphfuse`` block (:meth:`GraphfuseTask.on_save_checkpoint`;
+  :mod:`graphfuse.checkpoints`): format version, the run's resolved config, the data options
+  the model needs at inference, class names; a loaded checkpoint's block is validated (and
+  migrated for a checkpoint written before the block existed).
 """
 
 from __future__ import annotations
@@ -151,6 +155,11 @@ class GraphfuseTask(L.LightningModule):
         self.model = model
         self._test_records: list[dict[str, Tensor]] = []
         self.test_results: dict[str, Tensor] | None = None
+        #: The run's resolved config as YAML text (set by :mod:`graphfuse.engine`), recorded in
+        #: every checkpoint's ``graphfuse`` block; None outside a ``graphfuse`` run.
+        self.run_config: str | None = None
+        #: The ``graphfuse`` block of the checkpoint last loaded (migrated for an old one).
+        self.loaded_block: dict[str, Any] | None = None
 
     # -- output size (num_class written once) ----------------------------------------------
     @classmethod
@@ -347,6 +356,41 @@ class GraphfuseTask(L.LightningModule):
         opt = self.optimizers()
         if not isinstance(opt, list):
             self.log("lr", opt.param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    # -- checkpoints: the graphfuse block --------------------------------------------------------------
+    def graphfuse_block(self) -> dict[str, Any]:
+        """The ``graphfuse`` block of this task's checkpoints (:func:`graphfuse.checkpoints.graphfuse_block`):
+        the run's resolved config (:attr:`run_config`, set by the engine), the datamodule's
+        ``inference_options()`` (its ``class_names`` entry goes to the block's top level), the
+        network's ``num_class`` and the task's and network's class paths."""
+        from graphfuse.checkpoints import graphfuse_block
+
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        options_fn = getattr(dm, "inference_options", None)
+        data: dict[str, Any] = dict(options_fn()) if callable(options_fn) else {}
+        class_names = data.pop("class_names", None)
+        num_class = getattr(self.model, "num_class", None)
+        return graphfuse_block(
+            config=getattr(self, "run_config", None),
+            data=data,
+            class_names=class_names,
+            num_class=num_class if isinstance(num_class, int) else None,
+            task=f"{type(self).__module__}.{type(self).__qualname__}",
+            model=f"{type(self.model).__module__}.{type(self.model).__qualname__}",
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Every checkpoint carries the versioned ``graphfuse`` block (:meth:`graphfuse_block`)."""
+        from graphfuse.checkpoints import BLOCK_KEY
+
+        checkpoint[BLOCK_KEY] = self.graphfuse_block()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Validate the checkpoint's block (a newer format is refused) and keep it, migrated
+        when the checkpoint predates it, as :attr:`loaded_block`."""
+        from graphfuse.checkpoints import read_graphfuse_block
+
+        self.loaded_block = read_graphfuse_block(checkpoint)
 
 
 # ------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ...io import read_json
+from ..samplers import unpack_item
 
 __all__ = [
     "FORMAT",
@@ -126,7 +127,7 @@ class IntentionDataset(Dataset):
             all frames, else the number of last frames to keep); the training collate applies
             the draw of a batch's first item to the whole batch, as the reference crops per batch.
 
-    ``dataset[i]`` or ``dataset[(i, seed)]`` (from :class:`graphfuse.data.skeleton.EpochSeededSampler`)
+    ``dataset[i]`` or ``dataset[(i, seed)]`` (from :class:`graphfuse.data.samplers.EpochSeededSampler`)
     returns a dict of tensors (see the module docstring); ``seed`` seeds the augmentation.
 
     Raises at construction: a missing ``pose.npy`` (FileNotFoundError naming the directory and
@@ -314,12 +315,7 @@ class IntentionDataset(Dataset):
 
     # -- items --------------------------------------------------------------------------------
     def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        if isinstance(item, tuple):
-            index, seed = item
-            rng = np.random.default_rng(int(seed))
-        else:
-            index, rng = item, None
-        index = int(index)
+        index, rng = unpack_item(item)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples of split {self.split!r}")
         if self._pose is None:

@@ -1,9 +1,14 @@
-"""NTU RGB+D 60/120: raw ``.skeleton`` reader, benchmarks, official pre-normalisation and
-preparation into ``.npy`` + ``meta.json`` (see ``docs/data_ntu.md``).
+"""NTU RGB+D 60/120: raw ``.skeleton`` reader, benchmarks, official pre-normalisation,
+preparation into ``.npy`` + ``meta.json``, derived streams, and the dataset, transforms and
+datamodule that feed Shift-GCN (see ``docs/data_ntu.md``).
 
 Equal to the official Shift-GCN ``data_gen`` scripts (kchengiva/Shift-GCN), vectorised
-and parallel; readers need numpy only.
+and parallel; readers need numpy only. The torch-dependent dataset and datamodule are
+imported lazily (``SkeletonDataset``, ``SkeletonDataModule``), so the readers and the
+preparation stay importable without torch.
 """
+
+from typing import Any
 
 from .benchmarks import BENCHMARKS, Benchmark, get_benchmark, load_missing_list, missing_skeletons
 from .normalize import pre_normalize, rotation_matrix
@@ -47,4 +52,27 @@ __all__ = [
     "parse_skeleton",
     "read_skeleton",
     "write_skeleton",
+    "compute_stream",
+    "UniformSample",
+    "FrameSubsample",
+    "Compose",
+    "SkeletonDataset",
+    "SkeletonDataModule",
 ]
+
+_LAZY = {
+    "compute_stream": "streams",
+    "UniformSample": "transforms",
+    "FrameSubsample": "transforms",
+    "Compose": "transforms",
+    "SkeletonDataset": "dataset",
+    "SkeletonDataModule": "datamodule",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from graphfuse.data.checks import NTU_CHECKS, check_record, fmt_value, resolve_bounds, stored_joint_limit
-from graphfuse.data.streams import compute_stream
+from graphfuse.data.ntu.streams import compute_stream
 from graphfuse.io import open_npy_memmap, write_json
 
 from .benchmarks import Benchmark, get_benchmark, load_missing_list, missing_skeletons
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 #: Body slots read per frame and bodies kept, as the official ``max_body_kinect`` / ``max_body_true``.
 MAX_BODY_KINECT = 4
 MAX_BODY_TRUE = 2
-#: Streams that can be stored besides ``joint`` (computed by :func:`graphfuse.data.streams.compute_stream`).
+#: Streams that can be stored besides ``joint`` (computed by :func:`graphfuse.data.ntu.streams.compute_stream`).
 STREAMS = ("bone", "joint_motion", "bone_motion")
 FORMAT_VERSION = 1
 

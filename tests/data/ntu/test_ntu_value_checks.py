@@ -13,7 +13,7 @@ import pytest
 
 from _prepared import write_prepared
 from graphfuse.cli import main
-from graphfuse.data.datamodule import SkeletonDataModule
+from graphfuse.data.ntu.datamodule import SkeletonDataModule
 from graphfuse.data.ntu import import_official_dir, make_sequence, prepare_ntu, write_skeleton
 
 NAMES = ["S001C001P001R001A001", "S001C001P001R001A002", "S001C002P002R001A001",  # train (P1, P2)

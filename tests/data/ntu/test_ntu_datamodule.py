@@ -1,4 +1,4 @@
-"""Tests of graphfuse.data.datamodule: hold-out split, loaders, protocol, resume replay."""
+"""Tests of graphfuse.data.ntu.datamodule: hold-out split, loaders, protocol, resume replay."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import torch
 
 from _prepared import write_prepared as _write_prepared
 
-from graphfuse.data.datamodule import SkeletonDataModule, stratified_holdout
-from graphfuse.data.skeleton import EpochSeededSampler, compute_stream
+from graphfuse.data.ntu.datamodule import SkeletonDataModule, stratified_holdout
+from graphfuse.data.ntu.streams import compute_stream
+from graphfuse.data.samplers import EpochSeededSampler
 
 C, T, V, M = 3, 300, 25, 2
 
@@ -101,7 +102,7 @@ def test_clip_len_and_stream(tmp_path: Path) -> None:
     tx, _, ti = _xyi(next(iter(dm.test_dataloader())))
     assert tx.shape == (4, C, 8, V, M)
     # eval clips: deterministic PYSKL test-mode frames of the stream computed on all 300 frames
-    from graphfuse.data.transforms import UniformSample
+    from graphfuse.data.ntu.transforms import UniformSample
 
     num_frames = 30 + 13 * int(ti[1])
     frames = UniformSample(8, test_mode=True).frame_indices(num_frames)
@@ -258,7 +259,7 @@ def test_frame_stride_on_whole_sequences_and_clips(tmp_path: Path) -> None:
     x, _, _ = _xyi(next(iter(dm.train_dataloader())))
     assert x.shape == (4, C, 8, V, M)
     tx, _, ti = _xyi(next(iter(dm.test_dataloader())))
-    from graphfuse.data.transforms import UniformSample
+    from graphfuse.data.ntu.transforms import UniformSample
 
     i = int(ti[1])
     num_frames = 30 + 13 * i  # write_prepared's valid frame counts

@@ -1,4 +1,5 @@
-"""Tests of graphfuse.data.skeleton: streams, SkeletonDataset, EpochSeededSampler."""
+"""Tests of graphfuse.data.ntu.dataset and .streams (SkeletonDataset, derived streams) and of
+graphfuse.data.samplers.EpochSeededSampler."""
 
 from __future__ import annotations
 
@@ -13,13 +14,9 @@ from torch.utils.data import DataLoader
 
 from _prepared import write_prepared as _write_prepared
 
-from graphfuse.data.skeleton import (
-    EpochSeededSampler,
-    SkeletonDataset,
-    _splitmix64,
-    compute_stream,
-    item_seeds,
-)
+from graphfuse.data.ntu.dataset import SkeletonDataset
+from graphfuse.data.ntu.streams import compute_stream
+from graphfuse.data.samplers import EpochSeededSampler, _splitmix64, item_seeds
 from graphfuse.graphs.ntu25 import BONE_PAIRS_1BASED
 
 C, T, V, M = 3, 300, 25, 2
@@ -292,7 +289,7 @@ def test_sampler_through_dataloader(tmp_path: Path) -> None:
 
 
 def test_workers_do_not_change_the_data(tmp_path: Path) -> None:
-    from graphfuse.data.transforms import UniformSample
+    from graphfuse.data.ntu.transforms import UniformSample
 
     root, _ = write_prepared(tmp_path / "d")
     ds = SkeletonDataset(root, "train", "bone", transform=UniformSample(16))

@@ -1,11 +1,11 @@
-"""Tests of graphfuse.data.transforms.UniformSample against hand-worked PYSKL cases."""
+"""Tests of graphfuse.data.ntu.transforms.UniformSample against hand-worked PYSKL cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from graphfuse.data.transforms import UniformSample
+from graphfuse.data.ntu.transforms import UniformSample
 
 
 class StubRng:
@@ -135,7 +135,7 @@ def test_errors() -> None:
 
 # ---------------------------------------------------------------- FrameSubsample, Compose
 def test_frame_subsample_keeps_every_kth_frame() -> None:
-    from graphfuse.data.transforms import FrameSubsample
+    from graphfuse.data.ntu.transforms import FrameSubsample
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 10, 4, 2)).astype(np.float32)
@@ -150,7 +150,7 @@ def test_frame_subsample_keeps_every_kth_frame() -> None:
 
 
 def test_compose_subsample_then_uniform_sample() -> None:
-    from graphfuse.data.transforms import Compose, FrameSubsample
+    from graphfuse.data.ntu.transforms import Compose, FrameSubsample
 
     x = np.full((3, 300, 25, 2), np.nan, dtype=np.float32)
     n = 95
@@ -171,7 +171,7 @@ def test_compose_subsample_then_uniform_sample() -> None:
 
 
 def test_frame_subsample_errors() -> None:
-    from graphfuse.data.transforms import FrameSubsample
+    from graphfuse.data.ntu.transforms import FrameSubsample
 
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="frame stride"):

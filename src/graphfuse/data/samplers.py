@@ -1,0 +1,219 @@
+"""Seeded samplers shared by every datamodule (numpy and torch's ``Sampler`` only).
+
+* :class:`EpochSeededSampler` makes the data order and the per-item augmentation seed a pure
+  function of ``(seed, epoch, index)``, so a run resumed at epoch ``k`` sees exactly the
+  batches of an uninterrupted run, whatever the number of workers or the global RNG state.
+* :class:`BalancedEpochSampler` adds class-balanced oversampling (PedGraph+'s ``balance``).
+* :class:`NoSingletonBatchSampler` never yields a batch of one sample (BatchNorm cannot train
+  on one) while still using every sample once per epoch.
+
+Samplers yield ``(index, item_seed)`` pairs; a dataset's ``__getitem__((i, seed))`` seeds its
+transform's ``numpy.random.Generator`` with ``seed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from torch.utils.data import BatchSampler, Sampler
+
+__all__ = ["EpochSeededSampler", "BalancedEpochSampler", "NoSingletonBatchSampler", "item_seeds", "unpack_item"]
+
+_U64 = np.uint64
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser (Steele et al. 2014) on uint64 arrays; a well-mixed bijection."""
+    x = np.asarray(x, dtype=_U64)
+    with np.errstate(over="ignore"):
+        z = x + _U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return z ^ (z >> _U64(31))
+
+
+def item_seeds(seed: int, epoch: int, indices: np.ndarray | Sequence[int]) -> np.ndarray:
+    """Deterministic per-item seeds ``hash(seed, epoch, index)`` as uint64, vectorised.
+
+    Platform independent (pure uint64 arithmetic), unlike Python's ``hash``.
+
+    Shapes: ``indices (K,) -> (K,)`` uint64.
+    """
+    h = _splitmix64(_splitmix64(np.asarray(seed, dtype=_U64)) ^ np.asarray(epoch, dtype=_U64))
+    return _splitmix64(h ^ np.asarray(indices, dtype=np.int64).astype(_U64))
+
+
+def unpack_item(item: int | tuple[int, int]) -> tuple[int, np.random.Generator | None]:
+    """A dataset's ``__getitem__`` argument as ``(index, rng)``: ``(i, seed)`` from a seeded
+    sampler gives ``default_rng(seed)``, a plain index ``i`` gives no generator (the dataset
+    then draws from fresh OS entropy if it augments, which is not reproducible)."""
+    if isinstance(item, tuple):
+        index, seed = item
+        return int(index), np.random.default_rng(int(seed))
+    return int(item), None
+
+
+class EpochSeededSampler(Sampler):
+    """Yields ``(index, item_seed)`` with order and seeds a function of ``(seed, epoch)`` only.
+
+    The permutation of epoch ``e`` is ``default_rng([seed, e]).permutation(indices)`` and the
+    seed of each item is ``item_seeds(seed, e, index)``; neither reads the global RNG or
+    depends on worker processes. Hence resuming at epoch ``k`` replays exactly the data and
+    augmentation of an uninterrupted run, and all variants of an ablation with the same
+    ``seed`` see the same data in the same order. Lightning calls :meth:`set_epoch` at the
+    start of every training epoch, also through ``DistributedSamplerWrapper`` under DDP
+    (which materialises this sampler's tuples and shards them by rank).
+
+    Args:
+        n: length of the dataset the indices address.
+        seed: non-negative data-order seed.
+        shuffle: permute every epoch (training); False keeps ``indices`` order.
+        indices: optional subset of ``range(n)`` to draw from; default all.
+    """
+
+    def __init__(
+        self, n: int, seed: int = 0, shuffle: bool = True, indices: Sequence[int] | np.ndarray | None = None
+    ) -> None:
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.n = int(n)
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        if indices is None:
+            self.indices = np.arange(self.n, dtype=np.int64)
+        else:
+            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+            if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+                raise ValueError(f"indices must lie in [0, {self.n})")
+            self.indices = idx
+        self.epoch = 0
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and seeds :meth:`__iter__` yields."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.epoch = int(epoch)
+
+    def order(self) -> np.ndarray:
+        """``(len,)`` int64 dataset indices of the current epoch, in order."""
+        if not self.shuffle:
+            return self.indices.copy()
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
+
+    def skip_next(self, num_items: int) -> None:
+        """Make the next iteration start after the first ``num_items`` items of the epoch
+        (a run resumed mid-epoch: :class:`graphfuse.runs.MidEpochResume`); later iterations
+        are whole epochs again. Single-process only (under DDP each rank holds a shard)."""
+        if num_items < 0:
+            raise ValueError(f"num_items must be >= 0, got {num_items}")
+        self._skip = int(num_items)
+
+    def _take_skip(self) -> int:
+        skip, self._skip = getattr(self, "_skip", 0), 0
+        return skip
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = self.order()
+        seeds = item_seeds(self.seed, self.epoch, order)
+        skip = self._take_skip()
+        return iter(list(zip(order[skip:].tolist(), seeds[skip:].tolist())))
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}(n={self.n}, seed={self.seed}, shuffle={self.shuffle}, epoch={self.epoch})"
+
+
+class BalancedEpochSampler(EpochSeededSampler):
+    """Class-balanced oversampling per epoch, seeded by ``(seed, epoch)``.
+
+    Every class ``c`` with ``n_c`` samples is brought to ``max_c n_c`` draws: each of its
+    samples ``floor(r_c)`` times (``r_c = max n / n_c``) plus ``round((r_c - floor r_c) n_c)``
+    distinct samples drawn without replacement; then the whole list is permuted. Every sample
+    appears at least once per epoch (nothing dropped), as PedGraph+'s ``balance`` option
+    repeats minority samples ``max(n) / n_c`` times. Yields ``(index, item_seed)``; repeated
+    copies of a sample get different seeds (seeds hash the position in the epoch).
+
+    Args:
+        labels: ``(N,)`` integer labels of the dataset, in its order.
+        seed: non-negative data-order seed.
+    """
+
+    def __init__(self, labels: np.ndarray, seed: int = 0) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        super().__init__(labels.size, seed=seed, shuffle=True)
+        self.labels = labels
+        classes, counts = np.unique(labels, return_counts=True)
+        self._classes, self._counts = classes, counts
+        top = int(counts.max()) if counts.size else 0
+        self._length = int(len(classes) * top) if counts.size else 0
+
+    def order(self) -> np.ndarray:
+        """``(num_classes * max_c n_c,)`` int64 dataset indices of the current epoch, in order."""
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        top = int(self._counts.max()) if self._counts.size else 0
+        parts = []
+        for c, n_c in zip(self._classes.tolist(), self._counts.tolist()):  # loop over classes (few)
+            members = np.flatnonzero(self.labels == c)
+            reps, extra = divmod(top, n_c)
+            parts.append(np.tile(members, reps))
+            parts.append(rng.choice(members, size=extra, replace=False))
+        order = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return rng.permutation(order).astype(np.int64)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = self.order()
+        positions = np.arange(order.size, dtype=np.int64)
+        seeds = item_seeds(self.seed, self.epoch, positions + self.n)  # distinct per copy
+        skip = self._take_skip()
+        return iter(list(zip(order[skip:].tolist(), seeds[skip:].tolist())))
+
+    def __len__(self) -> int:
+        return self._length
+
+
+class NoSingletonBatchSampler(BatchSampler):
+    """``BatchSampler`` that never yields a batch of one sample (``drop_last=False``).
+
+    BatchNorm cannot train on a batch of one; when ``len(sampler) % batch_size == 1`` the
+    last sample joins the previous batch instead of being dropped, so every sample of the
+    epoch is still used exactly once. Used in single-process training only: under DDP
+    Lightning would swap its inner sampler for a plain ``DistributedSampler`` (losing the
+    seeded order), so a datamodule then passes the sampler directly (a rank may then get a
+    last batch of one: use ``drop_last`` or another batch size if the model has BatchNorm1d).
+    """
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        batch: list[Any] = []
+        pending: list[Any] | None = None
+        for idx in self.sampler:
+            batch.append(idx)
+            if len(batch) == self.batch_size:
+                if pending is not None:
+                    yield pending
+                pending, batch = batch, []
+        if self.drop_last:
+            if pending is not None:
+                yield pending
+            return
+        if len(batch) == 1 and pending is not None:
+            yield pending + batch
+        else:
+            if pending is not None:
+                yield pending
+            if batch:
+                yield batch
+
+    def __len__(self) -> int:
+        n = len(self.sampler)  # type: ignore[arg-type]
+        if self.drop_last:
+            return n // self.batch_size
+        full, rest = divmod(n, self.batch_size)
+        return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
