@@ -170,3 +170,31 @@ def test_restricted_load_reads_python2_numpy_pickle(tmp_path):
     p = tmp_path / "py2.pkl"
     p.write_bytes(py2)
     np.testing.assert_array_equal(restricted_load(p), [0.0, 1.0, 2.0])
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_would(tmp_path):
+    """mkstemp creates 0o600; a prepared folder or run directory must be readable as a plain
+    write would leave it (0o666 less the umask), e.g. by the group on a shared cluster."""
+    import os
+    import stat
+
+    import numpy as np
+
+    from graphfuse.io import open_npy_memmap, save_npy, write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "meta.json", {"a": 1})
+        save_npy(tmp_path / "x.npy", np.zeros(3, np.float32))
+        mm = open_npy_memmap(tmp_path / "y.npy", (2, 2))
+        (tmp_path / "plain.txt").write_text("x")
+        os.umask(0o027)
+        write_json(tmp_path / "group.json", {"a": 1})
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(tmp_path / "plain.txt") == 0o644
+    assert mode(tmp_path / "meta.json") == 0o644
+    assert mode(tmp_path / "x.npy") == 0o644
+    assert mode(mm.filename) == 0o644
+    assert mode(tmp_path / "group.json") == 0o640

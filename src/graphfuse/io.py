@@ -169,13 +169,31 @@ def _make_dirs(directory: Path, path: Path) -> None:
         raise output_error(exc, path) from None
 
 
+def _file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 less the process umask
+    (``mkstemp`` creates 0o600, which would hide prepared data and runs from the group)."""
+    try:  # Linux: read the umask without changing it (os.umask is a set, racy with threads)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _mkstemp_next_to(path: Path, suffix: str) -> Path:
     _make_dirs(path.parent, path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise output_error(exc, path) from None
-    os.close(fd)
+    try:
+        os.fchmod(fd, _file_mode())
+    finally:
+        os.close(fd)
     return Path(tmp)
 
 
