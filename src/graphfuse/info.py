@@ -21,7 +21,6 @@ the skeleton-recognition literature usually quotes "FLOPs" (see ``docs/models_sh
 from __future__ import annotations
 
 import argparse
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from .families.skeleton_action import DEFAULT_FRAMES, input_shape_for
 
 __all__ = [
     "ModelCost",
@@ -47,7 +48,6 @@ __all__ = [
 
 #: Frames of a full NTU RGB+D sample (the official padded length), used when a config
 #: feeds whole sequences (``clip_len: null``).
-DEFAULT_FRAMES = 300
 
 
 @dataclass
@@ -205,16 +205,6 @@ def network_of(module: nn.Module) -> nn.Module:
     return inner if isinstance(inner, nn.Module) else module
 
 
-def _data_init(config: Any) -> dict[str, Any]:
-    data = config.get("data") if hasattr(config, "get") else None
-    if data is None:
-        return {}
-    init = data.get("init_args") if hasattr(data, "get") else None
-    if init is None:
-        return {}
-    return dict(vars(init)) if not isinstance(init, dict) else dict(init)
-
-
 def observed_frames(config: Any) -> int:
     """Observation length of an intention config's data, derived from the prepared
     ``meta.json`` (or, for ``synthetic: true``, from the synthetic generator's default); see
@@ -244,40 +234,6 @@ def example_input(
         return None
     build = resolve(family.example_input)
     return tuple(build(network, config, frames=frames, channels=channels, joints=joints, persons=persons))
-
-
-def input_shape_for(
-    network: nn.Module,
-    config: Any = None,
-    frames: int | None = None,
-    channels: int | None = None,
-    joints: int | None = None,
-    persons: int | None = None,
-) -> tuple[int, int, int, int, int]:
-    """``(1, C, T, V, M)`` for a skeleton network.
-
-    ``C, V, M`` default to the network's ``in_channels``, ``num_point``, ``num_person``.
-    ``T`` defaults to the config's ``data.init_args.clip_len``; when that is unset (whole
-    sequences) to ``ceil(300 / frame_stride)``, the length the datamodule feeds.
-    """
-    c = channels if channels is not None else getattr(network, "in_channels", None)
-    v = joints if joints is not None else getattr(network, "num_point", None)
-    m = persons if persons is not None else getattr(network, "num_person", None)
-    missing = [n for n, val in (("--channels", c), ("--joints", v), ("--persons", m)) if val is None]
-    if missing:
-        raise ValueError(
-            f"cannot infer the input shape of {type(network).__name__} (no in_channels / num_point / "
-            f"num_person attributes); give {', '.join(missing)}"
-        )
-    if frames is None:
-        data = _data_init(config) if config is not None else {}
-        clip_len = data.get("clip_len")
-        stride = int(data.get("frame_stride") or 1)
-        frames = int(clip_len) if clip_len else math.ceil(DEFAULT_FRAMES / stride)
-    for name, val in (("frames", frames), ("channels", c), ("joints", v), ("persons", m)):
-        if int(val) < 1:
-            raise ValueError(f"{name} must be >= 1, got {val}")
-    return (1, int(c), int(frames), int(v), int(m))
 
 
 def _si(x: float) -> str:

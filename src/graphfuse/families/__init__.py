@@ -37,6 +37,7 @@ __all__ = [
     "Option",
     "PrepareCommand",
     "converters",
+    "data_init_args",
     "families",
     "family_of_network",
     "get_family",
@@ -73,6 +74,16 @@ def resolve(ref: Ref) -> Any:
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def data_init_args(config: Any) -> dict[str, Any]:
+    """``data.init_args`` of a parsed config (a jsonargparse Namespace or a dict) as a dict;
+    empty without a data section. What a family's ``example_input`` reads its data options from."""
+    data = config.get("data") if config is not None and hasattr(config, "get") else None
+    init = data.get("init_args") if data is not None and hasattr(data, "get") else None
+    if init is None:
+        return {}
+    return dict(init) if isinstance(init, dict) else dict(vars(init))
 
 
 @dataclass(frozen=True)

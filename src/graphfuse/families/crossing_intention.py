@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import BOUND_HELP, Converter, Family, Option, PrepareCommand, register_family
+from . import BOUND_HELP, Converter, Family, Option, PrepareCommand, data_init_args, register_family
 
 __all__ = ["FAMILY", "example_input", "observed_frames", "print_prepared"]
 
@@ -110,15 +110,6 @@ def print_prepared(meta: dict, out: str) -> None:
 
 
 # -- info -----------------------------------------------------------------------------------------
-def _data_init(config: Any) -> dict[str, Any]:
-    """``data.init_args`` of a parsed config as a dict (empty without a data section)."""
-    data = config.get("data") if config is not None and hasattr(config, "get") else None
-    init = data.get("init_args") if data is not None and hasattr(data, "get") else None
-    if init is None:
-        return {}
-    return dict(init) if isinstance(init, dict) else dict(vars(init))
-
-
 def observed_frames(config: Any) -> int:
     """Observation length ``T`` of an intention config's data, derived, never guessed:
 
@@ -130,7 +121,7 @@ def observed_frames(config: Any) -> int:
     """
     from graphfuse.io import read_json
 
-    data = _data_init(config)
+    data = data_init_args(config)
     data_dir = data.get("data_dir")
     meta = Path(str(data_dir)) / "meta.json" if data_dir else None
     if meta is not None and meta.is_file():

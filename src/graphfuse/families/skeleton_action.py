@@ -12,9 +12,10 @@ Imports nothing heavy at module level: every function imports what it runs.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
-from . import BOUND_HELP, Converter, Family, PrepareCommand, register_family
+from . import BOUND_HELP, Converter, Family, PrepareCommand, data_init_args, register_family
 
 __all__ = ["FAMILY", "example_input", "print_prepared"]
 
@@ -83,6 +84,44 @@ def print_prepared(meta: dict, out: str) -> None:
 
 
 # -- info -----------------------------------------------------------------------------------------
+#: Frames of a whole NTU sequence as the datamodule feeds it (the official 300, before stride).
+DEFAULT_FRAMES = 300
+
+
+def input_shape_for(
+    network: Any,
+    config: Any = None,
+    frames: int | None = None,
+    channels: int | None = None,
+    joints: int | None = None,
+    persons: int | None = None,
+) -> tuple[int, int, int, int, int]:
+    """``(1, C, T, V, M)`` for a skeleton network.
+
+    ``C, V, M`` default to the network's ``in_channels``, ``num_point``, ``num_person``.
+    ``T`` defaults to the config's ``data.init_args.clip_len``; when that is unset (whole
+    sequences) to ``ceil(300 / frame_stride)``, the length the datamodule feeds.
+    """
+    c = channels if channels is not None else getattr(network, "in_channels", None)
+    v = joints if joints is not None else getattr(network, "num_point", None)
+    m = persons if persons is not None else getattr(network, "num_person", None)
+    missing = [n for n, val in (("--channels", c), ("--joints", v), ("--persons", m)) if val is None]
+    if missing:
+        raise ValueError(
+            f"cannot infer the input shape of {type(network).__name__} (no in_channels / num_point / "
+            f"num_person attributes); give {', '.join(missing)}"
+        )
+    if frames is None:
+        data = data_init_args(config) if config is not None else {}
+        clip_len = data.get("clip_len")
+        stride = int(data.get("frame_stride") or 1)
+        frames = int(clip_len) if clip_len else math.ceil(DEFAULT_FRAMES / stride)
+    for name, val in (("frames", frames), ("channels", c), ("joints", v), ("persons", m)):
+        if int(val) < 1:
+            raise ValueError(f"{name} must be >= 1, got {val}")
+    return (1, int(c), int(frames), int(v), int(m))
+
+
 def example_input(network: Any, config: Any, *, frames: int | None = None, channels: int | None = None,
                   joints: int | None = None, persons: int | None = None, **_: Any) -> tuple[Any, ...]:
     """One random skeleton batch ``x: (1, C, T, V, M)`` for ``network(x)``.
@@ -90,12 +129,10 @@ def example_input(network: Any, config: Any, *, frames: int | None = None, chann
     ``C, V, M``: the network's ``in_channels``, ``num_point``, ``num_person`` (its config);
     ``T``: the config's ``data.init_args.clip_len``, or for whole sequences (``clip_len:
     null``) ``ceil(300 / frame_stride)``, the length the datamodule feeds
-    (:func:`graphfuse.info.input_shape_for`). Given ``frames`` / ``channels`` / ``joints`` /
+    (:func:`input_shape_for`). Given ``frames`` / ``channels`` / ``joints`` /
     ``persons`` win.
     """
     import torch
-
-    from graphfuse.info import input_shape_for
 
     shape = input_shape_for(network, config, frames, channels, joints, persons)
     param = next(network.parameters(), None)

@@ -4,7 +4,6 @@ Every case builds a tiny file, so that even a reader without the limits would al
 tens of megabytes (a 1 MB attribute over a handful of cells) and finish in well under a second.
 """
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -188,7 +187,7 @@ def test_twenty_digit_integers(tmp_path):
     path = _vehicle(tmp_path, frame="9" * 20)
     with pytest.raises(ValueError, match=rf"{path}: vehicle: .*'{'9' * 20}' .*outside the int64 range"):
         read_jaad_vehicle(path)
-    with pytest.raises(ValueError, match=rf"vehicle: .*'2\.5' .*not an integer"):
+    with pytest.raises(ValueError, match=r"vehicle: .*'2\.5' .*not an integer"):
         read_jaad_vehicle(_vehicle(tmp_path, frame="2.5"))
     attrs = _write(tmp_path / "a.xml",
                    f'<ped_attributes><pedestrian id="1_1_1" crossing_point="{"9" * 20}" /></ped_attributes>')

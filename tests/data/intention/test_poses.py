@@ -12,7 +12,7 @@ import pytest
 
 from graphfuse.data.intention import poses as P
 from graphfuse.data.intention import read_pie_annotations
-from graphfuse.data.intention.poses import (MissingPosesError, PoseSource, box_iou, fill_missing,
+from graphfuse.data.intention.poses import (PoseSource, box_iou, fill_missing,
                                             match_detections, read_coco_results, read_openpose_frame,
                                             read_openpose_video, read_pab_poses)
 from graphfuse.io import UnsafePickleError

@@ -17,8 +17,6 @@ JAAD video_0001 (default train split, overlap 0.8 -> stride 3):
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
