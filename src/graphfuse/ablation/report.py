@@ -15,6 +15,10 @@ the study directory:
 Values come from each run's ``summary.json`` (test metrics at the epoch selected on
 validation, ``best`` = the validation metrics of that epoch, parameters, train time) and
 ``metrics.csv`` (curves); states from ``status.json``. Nothing is recomputed from checkpoints.
+
+An ensemble variant (``{ensemble: {of: [...], ...}}`` in ``study.yaml``) is a row like any
+other: its ``<variant>/seed<k>/summary.json`` is written by :mod:`graphfuse.ablation.fusion`;
+a seed whose member runs are not all finished is listed as ``not yet computable``, naming them.
 """
 
 from __future__ import annotations
@@ -153,7 +157,13 @@ def _read_curve(path: Path) -> list[dict[str, Any]]:
 
 
 def _load_run(
-    variant: str, seed: int, run_dir: Path, metrics: list[str], status: dict[str, Any], live: bool = True
+    variant: str,
+    seed: int,
+    run_dir: Path,
+    metrics: list[str],
+    status: dict[str, Any],
+    live: bool = True,
+    members: list[str] | None = None,
 ) -> RunRecord:
     entry = status.get(f"{variant}/seed{seed}") or {}
     summary = read_json_dict(run_dir / "summary.json") or {}
@@ -168,6 +178,18 @@ def _load_run(
         rec.train_time_s = summary.get("train_time_s")
         rec.protocol = (summary.get("protocol") or {}).get("name")
         rec.monitor = summary.get("monitor") if isinstance(summary.get("monitor"), str) else None
+    elif members is not None and entry.get("state") != "failed":
+        # an ensemble variant's seed: computable once every member run of the seed is finished
+        missing = [
+            f"{m}/seed{seed}" for m in members
+            if not (((read_json_dict(run_dir.parent.parent / m / f"seed{seed}" / "summary.json") or {})
+                     .get("test") or {}).get("metrics"))
+        ]
+        rec.state = "not yet computable" if missing else "unfinished"
+        rec.error = (
+            f"member run(s) {', '.join(missing)} not finished" if missing
+            else "members finished; `graphfuse ablate` fuses it"
+        )
     else:
         prior = entry.get("state")
         if prior == "running" and not live:  # its `graphfuse ablate` died: nobody runs it
@@ -235,8 +257,13 @@ def collect_study(
     for name in names:
         seeds = sorted(set(expected_seeds) | found.get(name, set()))
         all_seeds |= set(seeds)
-        runs = [_load_run(name, s, study_dir / name / f"seed{s}", metrics, status, live) for s in seeds]
-        overrides = {**common, **(spec_variants.get(name) or {})} if spec else {}
+        own = spec_variants.get(name) or {}
+        ens = own.get("ensemble") if isinstance(own, dict) and isinstance(own.get("ensemble"), dict) else None
+        members = [str(m) for m in ens.get("of") or []] if ens else None
+        runs = [
+            _load_run(name, s, study_dir / name / f"seed{s}", metrics, status, live, members) for s in seeds
+        ]
+        overrides = dict(own) if ens else ({**common, **own} if spec else {})
         variants.append(VariantResult(name, overrides, runs))
 
     base = next(v for v in variants if v.name == baseline)
@@ -308,7 +335,18 @@ def _params_text(v: VariantResult) -> str:
     return ", ".join(f"{p:,}" for p in v.params) or "n/a"
 
 
+def _ensemble_text(ens: dict[str, Any]) -> str:
+    members = [str(m) for m in ens.get("of") or []]
+    weights = ens.get("weights") or [1.0] * len(members)
+    terms = " + ".join(f"{float(w):g} `{m}`" for m, w in zip(members, weights))
+    mode = "softmax probabilities" if ens.get("softmax") else "logits"
+    return (f"ensemble (late fusion, no training): {terms} on {mode}, per seed; selection: that of its "
+            "members; parameters and train time: sums over the members")
+
+
 def _overrides_text(ovr: dict[str, Any]) -> str:
+    if isinstance(ovr.get("ensemble"), dict) and len(ovr) == 1:
+        return _ensemble_text(ovr["ensemble"])
     if not ovr:
         return "(no overrides)"
     return ", ".join(
@@ -379,7 +417,10 @@ def _md(rep: StudyReport, files: dict[str, str]) -> str:
     if rep.common:
         lines += [f"All variants: {_overrides_text(rep.common)}.", ""]
     for v in rep.variants:
-        own = {k: val for k, val in v.overrides.items() if k not in rep.common or rep.common[k] != val}
+        own = (
+            v.overrides if "ensemble" in v.overrides
+            else {k: val for k, val in v.overrides.items() if k not in rep.common or rep.common[k] != val}
+        )
         lines.append(f"- `{v.name}`: {_overrides_text(own)}")
     lines.append("")
     problems = [r for v in rep.variants for r in v.runs if r.state != "done"]

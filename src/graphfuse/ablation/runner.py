@@ -18,6 +18,13 @@ Each run is ``python -m graphfuse.cli fit -c BASE <overrides> --seed_everything=
 in every variant) and the datamodule's ``seed`` the :class:`EpochSeededSampler` (same seed
 -> same data order and augmentation), so variants are paired by seed.
 
+Ensemble variants (``name: {ensemble: {of: [...], weights: [...]}}``) train nothing: their
+plan steps are ``fuse``. As soon as all member runs of a seed are finished (already on disk, or
+when this invocation's runs finish them), :func:`graphfuse.ablation.fusion.fuse_run` writes
+``<variant>/seed<k>/`` (``summary.json``, ``scores.npz``) in-process. A seed whose members are not
+all finished (failed, submitted through ``--launcher``, not selected) is left "not yet
+computable" and fused by a later invocation.
+
 Resumption: a run whose ``summary.json`` has test metrics is finished and skipped; a run
 with ``checkpoints/last.ckpt`` is resumed with ``--ckpt_path last`` (Lightning restores the
 epoch, optimiser, scheduler and sampler epoch, so the result equals an uninterrupted run);
@@ -40,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import os
 import queue
 import re
@@ -62,7 +68,8 @@ from graphfuse.config_files import ConfigError, names_base, resolve_config
 from graphfuse.io import read_json_dict, write_json, write_text
 from graphfuse.runs import run_dir_holder
 
-from .spec import AblationSpec, ConfigCheck, SpecError, check_config, override_args
+from .fusion import fuse_run, missing_members
+from .spec import ENSEMBLE_KEY, AblationSpec, ConfigCheck, SpecError, check_config, override_args
 # The study lock lives in .study_lock (shared with .report, which runner imports); its names stay
 # importable from here.
 from .study_lock import LOCK_FILE, study_locked  # noqa: F401
@@ -93,6 +100,8 @@ STUDY_FILE = "study.yaml"
 LOG_DIR = "_logs"
 ATTEMPTS_DIR = "_attempts"
 ERROR_TAIL_LINES = 40
+#: Final state of an ensemble variant's seed whose member runs are not all finished.
+NOT_COMPUTABLE = "not yet computable"
 
 #: Placeholders of a ``--launcher`` template.
 LAUNCHER_FIELDS = {
@@ -153,7 +162,9 @@ class PlannedRun:
     """One (variant, seed) of a study and what this invocation does with it.
 
     Attributes:
-        action: ``"start"``, ``"resume"`` or ``"skip"``.
+        action: ``"start"``, ``"resume"``, ``"skip"`` or ``"fuse"`` (an ensemble variant's seed:
+            fused in-process once its members' runs are finished; ``command`` is then the
+            equivalent ``graphfuse ensemble`` command, for information).
         reason: why (e.g. ``"finished"``, ``"failed earlier (--retry-failed reruns it)"``).
         command: the ``graphfuse fit`` command (argv).
         launcher_line: the command formatted into ``--launcher`` (None without a launcher).
@@ -272,8 +283,9 @@ def plan_study(
     study_dir = Path(root) / spec.name
     status = read_status(study_dir)["runs"]
     plan = []
+    selected = variants or spec.ordered_variants()
     for seed in seeds or spec.seeds:
-        for variant in variants or spec.ordered_variants():
+        for variant in spec.trained_variants(selected):
             rd = run_dir_of(root, spec.name, variant, seed)
             key = f"{variant}/seed{seed}"
             prior = (status.get(key) or {}).get("state")
@@ -305,7 +317,51 @@ def plan_study(
             if launcher is not None:
                 run.launcher_line = format_launcher(launcher, run, spec.name)
             plan.append(run)
+        # Ensemble variants of this seed, after the runs they fuse.
+        seed_runs = {r.variant: r for r in plan if r.seed == seed}
+        for variant in selected:
+            if spec.is_ensemble(variant):
+                plan.append(_plan_fuse(spec, root, variant, seed, seed_runs, python))
     return plan
+
+
+def _fuse_command(spec: AblationSpec, root: str | Path, variant: str, seed: int, python: str | None) -> list[str]:
+    """The ``graphfuse ensemble`` command equivalent to a fuse step (shown, not run)."""
+    ens = spec.ensembles[variant]
+    cmd = [python or sys.executable, "-m", "graphfuse.cli", "ensemble"]
+    cmd += [str(run_dir_of(root, spec.name, m, seed).resolve()) for m in ens.members]
+    cmd += ["--weights", ",".join(f"{w:g}" for w in ens.weights)]
+    if ens.softmax:
+        cmd.append("--softmax")
+    return cmd
+
+
+def _plan_fuse(
+    spec: AblationSpec,
+    root: str | Path,
+    variant: str,
+    seed: int,
+    seed_runs: dict[str, PlannedRun],
+    python: str | None,
+) -> PlannedRun:
+    study_dir = Path(root) / spec.name
+    rd = run_dir_of(root, spec.name, variant, seed)
+    missing = missing_members(spec, root, variant, seed)
+    coming = [m for m in missing if m.rpartition("/")[0] in seed_runs
+              and seed_runs[m.rpartition("/")[0]].action in ("start", "resume")]
+    if is_finished(rd):
+        action, reason = "skip", "finished"
+    elif not missing:
+        action, reason = "fuse", "members finished"
+    elif len(coming) == len(missing):
+        action, reason = "fuse", f"once its members' runs finish ({', '.join(missing)})"
+    else:
+        waiting = [m for m in missing if m not in coming]
+        action, reason = "skip", f"not yet computable: member run(s) {', '.join(waiting)} not finished"
+    log = study_dir / LOG_DIR / variant / f"seed{seed}.log"
+    return PlannedRun(
+        variant, seed, rd.resolve(), action, reason, _fuse_command(spec, root, variant, seed, python), log.resolve()
+    )
 
 
 # -- study bookkeeping ----------------------------------------------------------------------------------
@@ -351,12 +407,16 @@ def check_study_consistency(spec: AblationSpec, study_dir: Path) -> None:
     for v in ran:
         if v not in prev_variants:
             continue
-        before = {**prev_common, **(prev_variants[v] or {})}
-        now = spec.variant_overrides(v)
+        prev_v = prev_variants[v] or {}
+        if spec.is_ensemble(v) or (isinstance(prev_v, dict) and ENSEMBLE_KEY in prev_v):
+            before, now = prev_v, spec.variants[v]  # both normalised by spec_from_dict
+        else:
+            before = {**prev_common, **prev_v}
+            now = spec.variant_overrides(v)
         if before != now:
             raise SpecError(
                 f"{spec.path}: variant {v!r} changed since its runs in {study_dir} were made "
-                f"(overrides were {before}, now {now}); " + fix
+                f"(it was {before}, now {now}); " + fix
             )
 
 
@@ -630,6 +690,34 @@ class _Executor:
         self.out(msg)
         return state
 
+    def fuse(self, run: PlannedRun, root: Path) -> str:
+        """Fuse an ensemble variant's seed in-process; return ``"done"`` or ``"failed"`` (never raises)."""
+        self.status.update(
+            run.key, variant=run.variant, seed=run.seed, state="running", action="fuse", command=run.command,
+            launcher_line=None, log=None, run_dir=str(run.run_dir), started=_now(), ended=None,
+            returncode=None, error=None, error_tail=None,
+        )
+        try:
+            summary = fuse_run(self.spec, root, run.variant, run.seed)
+        except Exception as e:  # members that cannot be fused: record it, go on
+            error = f"{type(e).__name__}: {e}"
+            self.status.update(run.key, state="failed", ended=_now(), error=error[:600])
+            self.out(f"[{time.strftime('%H:%M:%S')}] failed {run.key}: {error}")
+            return "failed"
+        self.status.update(run.key, state="done", ended=_now())
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"]["metrics"].items())
+        self.out(f"[{time.strftime('%H:%M:%S')}] fused  {run.key}   ({metrics})")
+        return "done"
+
+    def not_computable(self, run: PlannedRun, missing: list[str]) -> str:
+        why = f"not yet computable: member run(s) {', '.join(missing)} not finished"
+        self.status.update(
+            run.key, variant=run.variant, seed=run.seed, state="waiting", action="fuse",
+            run_dir=str(run.run_dir), error=why, ended=_now(),
+        )
+        self.out(f"  {run.key}: {why} (a later `graphfuse ablate` fuses it)")
+        return NOT_COMPUTABLE
+
     def terminate_all(self) -> None:
         self.stopping = True
         with self.procs_lock:
@@ -708,7 +796,8 @@ def run_study(
     plan = plan_study(
         spec, root, checks, variants=variants, seeds=seeds, retry_failed=retry_failed, launcher=launcher
     )
-    todo = [r for r in plan if r.action != "skip"]
+    fuse_steps = [r for r in plan if r.action == "fuse"]
+    todo = [r for r in plan if r.action not in ("skip", "fuse")]
     counts: dict[str, int] = {}
     for r in plan:
         counts[r.action] = counts.get(r.action, 0) + 1
@@ -732,7 +821,9 @@ def run_study(
     if dry_run:
         for r in plan:
             out(f"# {r.key}: {r.action} ({r.reason})")
-            if r.action != "skip":
+            if r.action == "fuse":
+                out("#   (in-process; equivalent to:) " + r.shell_command())
+            elif r.action != "skip":
                 if r.move_aside:
                     out(f"#   (would move {r.run_dir} to {study_dir / ATTEMPTS_DIR / r.variant}/)")
                 out(r.shell_command())
@@ -753,10 +844,21 @@ def run_study(
         prev_sigterm = None
         if threading.current_thread() is threading.main_thread():
             prev_sigterm = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        pending = list(fuse_steps)
+
+        def fuse_ready() -> None:
+            """Fuse every pending ensemble seed whose member runs are all finished."""
+            for r in list(pending):
+                if not execu.stopping and not missing_members(spec, root, r.variant, r.seed):
+                    pending.remove(r)
+                    result.states[r.key] = execu.fuse(r, root)
+
         try:
+            fuse_ready()
             if pool is None:
                 for r in todo:
                     result.states[r.key] = execu.execute(r)
+                    fuse_ready()
             else:
                 if first_alone is None:
                     # Nothing finished yet: data may be prepared on first use (e.g.
@@ -764,10 +866,15 @@ def run_study(
                     first_alone = not any(run_state(r.run_dir) == "done" for r in plan)
                 if first_alone and todo:
                     result.states[todo[0].key] = execu.execute(todo[0])
+                    fuse_ready()
                     todo = todo[1:]
                 futures = {pool.submit(execu.execute, r): r for r in todo}
                 for f in as_completed(futures):
                     result.states[futures[f].key] = f.result()
+                    fuse_ready()
+            for r in pending:
+                result.states[r.key] = execu.not_computable(r, missing_members(spec, root, r.variant, r.seed))
+            pending.clear()
         except KeyboardInterrupt:
             out("interrupted: stopping the running runs (they resume from their last checkpoint next time)")
             execu.terminate_all()
@@ -780,7 +887,11 @@ def run_study(
                 signal.signal(signal.SIGTERM, prev_sigterm)
         final = read_status(study_dir)["runs"]
         for r in plan:
-            if r.key not in result.states or result.states[r.key] == "not started":
+            if r.action == "fuse" and r.key not in result.states:  # interrupted before it could be fused
+                result.states[r.key] = "done" if is_finished(r.run_dir) else NOT_COMPUTABLE
+            elif r.action == "skip" and r.variant in spec.ensembles and not is_finished(r.run_dir):
+                result.states[r.key] = NOT_COMPUTABLE
+            elif r.key not in result.states or result.states[r.key] == "not started":
                 st = run_state(r.run_dir)
                 result.states[r.key] = (
                     "done"

@@ -14,6 +14,11 @@ Example (``configs/ablations/synthetic_ntu.yaml``)::
       baseline: {}
       clip_32: {data.init_args.clip_len: 32}
 
+A variant may instead be a late fusion of other variants' runs (no training; see
+:class:`EnsembleVariant` and docs/ablation.md)::
+
+      joint_bone: {ensemble: {of: [baseline, clip_32], weights: [0.6, 0.4], softmax: false}}
+
 ``select`` is the model-selection rule every run applies: the best epoch on the task's
 ``monitor`` (``val/top1`` for ``ActionRecognition``, ``val/balanced_acc`` for
 ``CrossingIntention``, or ``model.init_args.monitor`` where the task has that argument),
@@ -62,6 +67,8 @@ __all__ = [
     "DEFAULT_SELECT",
     "RESERVED_KEYS",
     "config_monitor",
+    "EnsembleVariant",
+    "ENSEMBLE_KEY",
 ]
 
 DEFAULT_SEEDS = (0, 1, 2)
@@ -88,6 +95,83 @@ class SpecError(ValueError):
     """An invalid ablation spec; the message names the spec file, the variant and the key."""
 
 
+#: The one key of an ensemble variant: ``name: {ensemble: {of: [...], weights: [...], softmax: false}}``.
+ENSEMBLE_KEY = "ensemble"
+_ENSEMBLE_FIELDS = ("of", "weights", "softmax")
+
+
+@dataclass(frozen=True)
+class EnsembleVariant:
+    """A variant that trains nothing: per seed, the late fusion (:func:`graphfuse.ensemble.ensemble`,
+    samples matched by id) of its members' runs of that seed.
+
+    Attributes:
+        members: trained variants of the same spec (not ensembles), at least two, distinct.
+        weights: one weight per member (default all 1), as ``graphfuse ensemble --weights``.
+        softmax: fuse softmax probabilities instead of raw logits.
+    """
+
+    members: tuple[str, ...]
+    weights: tuple[float, ...]
+    softmax: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec form, ``{"ensemble": {"of": [...], "weights": [...], "softmax": bool}}``."""
+        return {ENSEMBLE_KEY: {"of": list(self.members), "weights": list(self.weights), "softmax": self.softmax}}
+
+    @property
+    def mode(self) -> str:
+        return "softmax" if self.softmax else "logits"
+
+    def describe(self) -> str:
+        """``0.6 joint + 0.4 bone (logits)``."""
+        terms = " + ".join(f"{w:g} {m}" for m, w in zip(self.members, self.weights))
+        return f"{terms} ({self.mode})"
+
+
+def _parse_ensemble(source: str, variant: str, value: Any) -> EnsembleVariant:
+    """Structure of one ensemble definition (members are checked against the spec later)."""
+    where = f"{source}: variant {variant!r}: ensemble"
+    if not isinstance(value, dict):
+        raise SpecError(
+            f"{where}: expected a mapping {{of: [variant, ...], weights: [w, ...], softmax: false}}, "
+            f"got {type(value).__name__}"
+        )
+    unknown = [k for k in value if k not in _ENSEMBLE_FIELDS]
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(_ENSEMBLE_FIELDS)}"
+        )
+    members = value.get("of")
+    if not isinstance(members, list) or len(members) < 2 or not all(isinstance(m, str) for m in members):
+        raise SpecError(f"{where}: 'of' must list at least two variant names, got {members!r}")
+    if len(set(members)) != len(members):
+        raise SpecError(f"{where}: 'of' names a variant twice: {members}")
+    weights_raw = value.get("weights")
+    if weights_raw is None:
+        weights = [1.0] * len(members)
+    else:
+        if not isinstance(weights_raw, list) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights_raw
+        ):
+            raise SpecError(f"{where}: 'weights' must be a list of numbers, got {weights_raw!r}")
+        if len(weights_raw) != len(members):
+            raise SpecError(
+                f"{where}: {len(weights_raw)} weight(s) for {len(members)} member(s) {members}; give one per member"
+            )
+        weights = [float(w) for w in weights_raw]
+        if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(w > 0 for w in weights):
+            raise SpecError(f"{where}: weights must be finite, >= 0 and not all 0, got {weights_raw}")
+    soft = value.get("softmax", False)
+    if not isinstance(soft, bool):
+        raise SpecError(f"{where}: 'softmax' must be true or false, got {soft!r}")
+    return EnsembleVariant(tuple(members), tuple(weights), soft)
+
+
+def _is_ensemble_entry(ovr: Any) -> bool:
+    return isinstance(ovr, dict) and ENSEMBLE_KEY in ovr
+
+
 @dataclass
 class AblationSpec:
     """A parsed ablation spec (see the module docstring).
@@ -96,7 +180,8 @@ class AblationSpec:
         name: study name; its runs live in ``<root>/<name>/<variant>/seed<k>/``.
         base: absolute path of the base config.
         baseline: name of the variant the others are compared with.
-        variants: ``{variant: {dotted.key: value}}`` in spec order.
+        variants: ``{variant: {dotted.key: value}}`` in spec order; an ensemble variant's entry is
+            its normalised spec form ``{"ensemble": {"of": [...], "weights": [...], "softmax": ...}}``.
         seeds: seeds run for every variant (same seed -> same data order and initialisation).
         metrics: reported metrics; the first is the headline of the bar chart.
         select: the model-selection rule: ``{monitor: <the task's monitor>, mode: max}`` (only
@@ -104,6 +189,7 @@ class AblationSpec:
         overrides: overrides applied to every variant before its own.
         description: free text for the report.
         path: the spec file (None when built from a dict).
+        ensembles: ``{variant: EnsembleVariant}`` of the variants that fuse other variants' runs.
     """
 
     name: str
@@ -116,10 +202,21 @@ class AblationSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     path: Path | None = None
+    ensembles: dict[str, EnsembleVariant] = field(default_factory=dict)
 
     def variant_overrides(self, variant: str) -> dict[str, Any]:
-        """The effective overrides of ``variant``: the common ones, then its own (which win)."""
+        """The effective overrides of ``variant``: the common ones, then its own (which win).
+        An ensemble variant has none (its members are trained; it is not)."""
+        if variant in self.ensembles:
+            return {}
         return {**self.overrides, **self.variants[variant]}
+
+    def is_ensemble(self, variant: str) -> bool:
+        return variant in self.ensembles
+
+    def trained_variants(self, variants: list[str] | None = None) -> list[str]:
+        """The variants that are trained (of ``variants``, default all), baseline first."""
+        return [v for v in (variants or self.ordered_variants()) if v not in self.ensembles]
 
     def ordered_variants(self) -> list[str]:
         """Variant names, baseline first, then in spec order."""
@@ -226,13 +323,40 @@ def spec_from_dict(
     if not isinstance(variants_raw, dict) or not variants_raw:
         raise SpecError(f"{source}: 'variants' must be a non-empty mapping {{name: {{dotted.key: value}}}}")
     variants: dict[str, dict[str, Any]] = {}
+    ensembles: dict[str, EnsembleVariant] = {}
     for vname, ovr in variants_raw.items():
         if not isinstance(vname, str) or not _NAME_RE.match(vname):
             raise SpecError(
                 f"{source}: variant name {vname!r} must start with a letter or digit and use only "
                 "letters, digits, '_', '.', '+', '-' (it becomes a directory name)"
             )
-        variants[vname] = _check_overrides(source, vname, ovr)
+        if _is_ensemble_entry(ovr):
+            others = [k for k in ovr if k != ENSEMBLE_KEY]
+            if others:
+                raise SpecError(
+                    f"{source}: variant {vname!r}: an ensemble variant trains nothing, so it takes no overrides "
+                    f"(found {', '.join(map(repr, others))}); put them on its member variants"
+                )
+            ensembles[vname] = _parse_ensemble(source, vname, ovr[ENSEMBLE_KEY])
+            variants[vname] = ensembles[vname].to_dict()
+        else:
+            variants[vname] = _check_overrides(source, vname, ovr)
+    for vname, ens in ensembles.items():
+        for m in ens.members:
+            if m == vname:
+                raise SpecError(f"{source}: variant {vname!r}: an ensemble cannot be its own member")
+            if m not in variants:
+                raise SpecError(
+                    f"{source}: variant {vname!r}: ensemble member {m!r} is not a variant of this spec "
+                    f"({', '.join(variants)})"
+                )
+            if m in ensembles:
+                raise SpecError(
+                    f"{source}: variant {vname!r}: ensemble member {m!r} is itself an ensemble; list the "
+                    "trained variants to fuse instead"
+                )
+    if ensembles and len(ensembles) == len(variants):
+        raise SpecError(f"{source}: every variant is an ensemble; an ensemble fuses trained variants")
     baseline = raw["baseline"]
     if baseline not in variants:
         raise SpecError(f"{source}: baseline {baseline!r} is not one of the variants ({', '.join(variants)})")
@@ -277,6 +401,8 @@ def spec_from_dict(
     description = raw.get("description") or ""
     if not isinstance(description, str):
         raise SpecError(f"{source}: 'description' must be text")
+    if ensembles:
+        _check_ensemble_task(source, base, next(iter(ensembles)))
     return AblationSpec(
         name=name,
         base=base,
@@ -288,6 +414,7 @@ def spec_from_dict(
         overrides=_check_overrides(source, None, raw.get("overrides")),
         description=description,
         path=path,
+        ensembles=ensembles,
     )
 
 
@@ -391,6 +518,36 @@ def _base_monitor(base: Path) -> str | None:
     return config_monitor(cfg.get("model")) if isinstance(cfg, dict) else None
 
 
+def _is_action_task(model_cfg: Any) -> bool | None:
+    """Whether a config's ``model`` entry is an :class:`ActionRecognition` task (None: unknown)."""
+    if not isinstance(model_cfg, dict) or not isinstance(model_cfg.get("class_path"), str):
+        return None
+    try:
+        cls = _task_class(model_cfg["class_path"])
+    except (ImportError, AttributeError, ValueError):
+        return None
+    from graphfuse.tasks import ActionRecognition
+
+    return isinstance(cls, type) and issubclass(cls, ActionRecognition)
+
+
+def _ensemble_task_error(where: str, what: str) -> SpecError:
+    return SpecError(
+        f"{where}: ensemble variants support action recognition only for now ({what} is not an "
+        "ActionRecognition task); fuse crossing-intention runs by hand, or drop the ensemble variant"
+    )
+
+
+def _check_ensemble_task(source: str, base: Path, variant: str) -> None:
+    try:
+        cfg = resolve_config(base)
+    except (OSError, ConfigError):
+        return  # check_config reports an unreadable base config
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    if _is_action_task(model) is False:
+        raise _ensemble_task_error(f"{source}: variant {variant!r}", f"the base config's model {model.get('class_path')}")
+
+
 @dataclass
 class ConfigCheck:
     """What :func:`check_config` learnt from a variant's resolved config."""
@@ -466,7 +623,13 @@ def check_config(spec: AblationSpec, variants: list[str] | None = None) -> dict[
         raise SpecError(f"{source}: base config {spec.base} does not parse: {_condense(e)}") from e
 
     out: dict[str, ConfigCheck] = {}
-    for variant in variants or spec.ordered_variants():
+    selected = variants or spec.ordered_variants()
+    # An ensemble variant is not parsed; its members are (they must be action-recognition runs).
+    to_check = spec.trained_variants(selected)
+    for e in selected:
+        if e in spec.ensembles:
+            to_check += [m for m in spec.ensembles[e].members if m not in to_check]
+    for variant in to_check:
         effective = spec.variant_overrides(variant)
         items = list(effective.items())
         args = override_args(effective)
@@ -506,4 +669,10 @@ def check_config(spec: AblationSpec, variants: list[str] | None = None) -> dict[
             resolved=resolved,
             monitor=monitor,
         )
+    for e in selected:
+        for m in spec.ensembles[e].members if e in spec.ensembles else ():
+            if _is_action_task(out[m].resolved.get("model")) is False:
+                raise _ensemble_task_error(
+                    f"{source}: variant {e!r}", f"member {m!r}'s model {out[m].resolved['model'].get('class_path')}"
+                )
     return out
