@@ -167,3 +167,41 @@ def test_an_old_class_path_in_a_config_builds_the_moved_class(tmp_path):
     dm = instantiate(cfg).data
     assert type(dm) is SkeletonDataModule and isinstance(dm, PreparedDataModule)
     assert np.isclose(dm.val_fraction, 0.05)
+
+
+class _SlowGenerator(_ToyDataModule):
+    """Generates the toy folder slowly and counts how often it was asked to."""
+
+    def generate_synthetic(self) -> None:
+        import time
+
+        root = Path(self.data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root.parent / "generated.count", "a") as fh:
+            fh.write("x")
+        time.sleep(0.3)
+        _write(root, {"train": 4, "val": 2, "test": 2})
+
+
+def test_concurrent_first_use_generates_synthetic_data_once(tmp_path):
+    """Ranks under torchrun or `ablate --jobs N` may all find no data: one generates, the
+    others wait on the lock beside the folder and then read what it wrote."""
+    import threading
+
+    dms = [_SlowGenerator(str(tmp_path / "syn"), synthetic=True) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def use(dm: _SlowGenerator) -> None:
+        try:
+            dm.prepare_data()
+            assert dm.num_class == 2
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=use, args=(dm,)) for dm in dms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert (tmp_path / "generated.count").read_text() == "x"

@@ -23,7 +23,9 @@ and ``id`` (the position in the stage's dataset; :meth:`split_names` maps it to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -176,7 +178,12 @@ class PreparedDataModule(L.LightningDataModule):
             return
         if not self.synthetic:
             raise self._missing_error()
-        self.generate_synthetic()
+        # Several processes may ask at once (ranks under torchrun, `graphfuse ablate --jobs N` on
+        # first use): one generates, the others wait for it and then find the data there.
+        with _generation_lock(Path(self.data_dir)):
+            if self.meta_path.is_file():
+                return
+            self.generate_synthetic()
         if not self.meta_path.is_file():
             raise FileNotFoundError(f"generating synthetic data in {self.data_dir!r} wrote no {self.meta_path}")
 
@@ -265,3 +272,22 @@ class PreparedDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._eval_loader("predict")
+
+
+@contextlib.contextmanager
+def _generation_lock(data_dir: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``.<data_dir name>.generate.lock`` beside ``data_dir``, held
+    while synthetic data is generated there (no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    data_dir = Path(os.path.abspath(data_dir))
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir.parent / f".{data_dir.name}.generate.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
