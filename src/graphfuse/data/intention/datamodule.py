@@ -25,6 +25,8 @@ split (selection on test; set by ``graphfuse fit --protocol official`` and label
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -35,6 +37,25 @@ from graphfuse.data.samplers import BalancedEpochSampler, EpochSeededSampler, No
 
 # The samplers live in graphfuse.data.samplers; re-exported here where they were first defined.
 __all__ = ["IntentionDataModule", "BalancedEpochSampler", "NoSingletonBatchSampler"]
+
+
+def intention_prepare_command(data_dir: str, *, use_image: bool = False) -> str:
+    """The ``graphfuse prepare`` command (a ``{data_dir}`` template) that writes what a config
+    reading ``data_dir`` needs: the dataset named by the folder's path (a path component holding
+    the word ``pie`` or ``jaad``, e.g. ``data/jaad-all-obs32``; ``synthetic-pie`` for
+    ``synthetic`` + ``pie``; ``pie|jaad`` when neither or both), and ``--images`` when the
+    model uses the image crops."""
+    words = {w for part in Path(str(data_dir)).parts for w in re.split(r"[^a-z0-9]+", part.lower())}
+    found = [name for name in ("pie", "jaad") if name in words]
+    if found == ["pie"] and "synthetic" in words:
+        return "graphfuse prepare synthetic-pie --out {data_dir}"
+    if len(found) == 1:
+        dataset = found[0]
+        root = f"<{dataset.upper()} dir>"
+    else:
+        dataset, root = "pie|jaad", "<PIE or JAAD dir>"
+    images = " --images <extracted frames>" if use_image else ""
+    return f"graphfuse prepare {dataset} --root {root} --out {{data_dir}} --poses <pose dir>{images}"
 
 
 class IntentionDataModule(PreparedDataModule):
@@ -116,6 +137,8 @@ class IntentionDataModule(PreparedDataModule):
         self.jitter = bool(jitter)
         self.time_crop = bool(time_crop)
         self.balance = bool(balance)
+        # The missing-data error names the prepare command of this dataset (data/base.py).
+        self.prepare_command = intention_prepare_command(data_dir, use_image=self.use_image)
 
     # -- the family's part of PreparedDataModule -----------------------------------------------------
     def read_meta(self) -> dict[str, Any]:
