@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from .checkpoints import CheckpointError, SafeCheckpointIO, is_remote, load_checkpoint, local_checkpoint_path
@@ -28,6 +30,38 @@ __all__ = [
 
 #: Selection metric of a task that declares none (``ActionRecognition``): maximised.
 DEFAULT_MONITOR = "val/top1"
+
+
+class _DropPackageTips(logging.Filter):
+    """Drops Lightning's tips advertising other packages (``💡 Tip: ... litlogger`` /
+    ``litmodels``), which Lightning 2.6 prints at every ``fit`` with no switch to turn them off.
+    Every other record of the logger passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is not ours to judge
+            return True
+        return not (msg.startswith("💡 Tip:") and ("litlogger" in msg or "litmodels" in msg))
+
+
+def install_tip_filter() -> None:
+    """Attach :class:`_DropPackageTips` to the loggers Lightning's ``rank_zero_info`` writes to
+    (idempotent)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropPackageTips) for f in log.filters):
+            log.addFilter(_DropPackageTips())
+
+
+class GraphfuseProgressBar(TQDMProgressBar):
+    """Lightning's TQDM progress bar without ``v_num`` (the logger's version, e.g. ``on_0``
+    for ``version_0``: the run directory already names the run). Metrics are unchanged."""
+
+    def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
 
 
 def task_monitor(task: Any) -> str:
@@ -357,6 +391,15 @@ class GraphfuseCLI(LightningCLI):
         )
         callbacks.append(RunArtifacts(run_dir, protocol=cfg.protocol, monitor=monitor, select=select))
         callbacks.append(MidEpochResume())
+        # The progress bar without v_num, unless the config brings its own or turns it off.
+        from lightning.pytorch.callbacks import ProgressBar
+
+        trainer_cfg = self._get(self.config_init, "trainer", default={})
+        if trainer_cfg.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in callbacks
+        ):
+            callbacks.append(GraphfuseProgressBar())
+        install_tip_filter()
         kwargs["plugins"] = _safe_plugins(self._get(self.config_init, "trainer", default={}).get("plugins"))
         # Save the resolved config for a new run only; a resumed or re-evaluated run keeps its own.
         if (run_dir / "config.yaml").exists():
@@ -478,7 +521,7 @@ def _safe_plugins(plugins: Any) -> list[Any]:
 def _print_summary(run_dir: Path, protocol: str, select: str = "best") -> None:
     import json
 
-    from .runs import PROTOCOLS
+    from .runs import PROTOCOLS, tie_text
 
     summary = json.loads((run_dir / "summary.json").read_text())
     test = summary.get("test", {}).get("metrics", {})
@@ -488,7 +531,9 @@ def _print_summary(run_dir: Path, protocol: str, select: str = "best") -> None:
     if select == "last":
         print(f"Test metrics at epoch {best_epoch} (the last state trained; no model selection):")
     else:
-        print(f"Test metrics at epoch {best_epoch} (selected on {sel}):")
+        # Ties on the selection split are said: the first best epoch is kept (ModelCheckpoint).
+        epoch = tie_text(best_epoch, summary.get("tied_epochs"))
+        print(f"Test metrics at epoch {epoch} (selected on {sel}):")
     for k in sorted(test):
         print(f"  {k:18s} {test[k]:.4f}")
     if protocol == "official":

@@ -55,6 +55,9 @@ __all__ = [
     "run_lock_path",
     "SELECTIONS",
     "selection_text",
+    "select_epoch",
+    "selection_label",
+    "tie_text",
     "LastStateCheckpoint",
     "SelectedLastCheckpoint",
     "MidEpochResume",
@@ -329,6 +332,46 @@ class MidEpochResume(L.Callback):
         skip(done * int(batch_size))
 
 
+def select_epoch(rows: list[dict[str, Any]], monitor: str, select: str = "best") -> tuple[dict[str, Any] | None, list[int]]:
+    """The selected row of per-epoch ``rows`` and the other epochs tied with it.
+
+    ``select="last"``: the last row, no ties. ``select="best"``: the first row with the highest
+    ``monitor`` value (rows without it, or NaN, are skipped). Ties keep the earliest epoch, as
+    Lightning's ``ModelCheckpoint(mode="max")`` does: it replaces its best only on a strict
+    improvement. The second item lists the later epochs with exactly the same value.
+    """
+    if select == "last":
+        return (rows[-1] if rows else None), []
+    best = None
+    for r in rows:
+        v = r.get(monitor)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        if best is None or v > best[monitor]:
+            best = r
+    if best is None:
+        return None, []
+    ties = [r["epoch"] for r in rows if r is not best and r.get(monitor) == best[monitor]]
+    return best, ties
+
+
+def selection_label(row: dict[str, Any] | None, monitor: str, select: str = "best") -> str:
+    """The curves' marker label: ``selected: epoch k (val/top1 = 0.8125)`` or ``last epoch``."""
+    if row is None:
+        return ""
+    if select == "last":
+        return f"last epoch ({row['epoch']})"
+    return f"selected: epoch {row['epoch']} ({monitor} = {_scalar(row[monitor]):.4g})"
+
+
+def tie_text(epoch: Any, tied: list[int] | None) -> str:
+    """``5 (tied with epochs 6, 8; the first is kept)``, or just ``5`` without ties."""
+    if not tied:
+        return f"{epoch}"
+    noun = "epoch" if len(tied) == 1 else "epochs"
+    return f"{epoch} (tied with {noun} {', '.join(str(e) for e in tied)}; the first is kept)"
+
+
 class RunArtifacts(L.Callback):
     """Writes ``metrics.csv``, ``curves.png``, ``summary.json``, ``scores.npz`` into a run directory.
 
@@ -466,16 +509,7 @@ class RunArtifacts(L.Callback):
     def best_row(self) -> dict[str, Any] | None:
         """The selected epoch's row: with ``select="last"`` the last epoch; else the first epoch
         with the highest monitored value (ties keep the earliest, as ModelCheckpoint)."""
-        if self.select == "last":
-            return self.rows[-1] if self.rows else None
-        best = None
-        for r in self.rows:
-            v = r.get(self.monitor)
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                continue
-            if best is None or v > best[self.monitor]:
-                best = r
-        return best
+        return select_epoch(self.rows, self.monitor, self.select)[0]
 
     def _write_summary(self, trainer: L.Trainer, pl_module: L.LightningModule, fit_done: bool = False,
                        test: dict[str, Any] | None = None) -> None:
@@ -491,11 +525,13 @@ class RunArtifacts(L.Callback):
             }
         )
         if fit_done:
-            best = self.best_row()
+            best, tied = select_epoch(self.rows, self.monitor, self.select)
             summary.update(
                 {
                     "epochs_trained": len(self.rows),
                     "best_epoch": best["epoch"] if best else None,
+                    # later epochs with the same selection value (the first is kept)
+                    "tied_epochs": tied,
                     "best": {k: v for k, v in (best or {}).items() if k not in ("epoch", "protocol")},
                     "train_time_s": round(self.train_time_s, 2),
                     "checkpoints": {
@@ -509,7 +545,9 @@ class RunArtifacts(L.Callback):
             summary["test"] = test
         write_json(path, summary)
 
-    def _plot_curves(self) -> None:
+    def _plot_curves(self) -> dict[str, Any] | None:
+        """Draw ``curves.png``; the selected epoch (so far) is marked by a vertical line on each
+        panel. Returns the marker (``{"x": epoch, "label": ...}``), or None when none is drawn."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -520,7 +558,13 @@ class RunArtifacts(L.Callback):
         sel = self.monitor.split("/", 1)[1] if "/" in self.monitor else self.monitor
         panels = [("loss", "loss"), (sel, "top-1 accuracy" if sel == "top1" else f"{sel} (selection metric)")]
         fig, axes = plt.subplots(1, len(panels), figsize=(10, 4))
+        selected, _ = select_epoch(self.rows, self.monitor, self.select)
+        marker = None
+        if selected is not None:
+            marker = {"x": selected["epoch"], "label": selection_label(selected, self.monitor, self.select)}
         for ax, (key, label) in zip(axes, panels):
+            if marker is not None:
+                ax.axvline(marker["x"], color="grey", ls="--", lw=1, label=marker["label"])
             for stage, style in (("train", "-o"), ("val", "-s")):
                 ys = [r.get(f"{stage}/{key}", math.nan) for r in self.rows]
                 if not all(isinstance(y, float) and math.isnan(y) for y in ys):
@@ -540,6 +584,7 @@ class RunArtifacts(L.Callback):
         with atomic_path(self.run_dir / "curves.png", suffix=".png") as tmp:
             fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)
+        return marker
 
     def _plot_confusion(self, confusion: np.ndarray) -> None:
         import matplotlib
