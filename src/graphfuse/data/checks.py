@@ -38,7 +38,6 @@ not listed) must be finite. Every check is vectorised over samples, frames and j
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -306,7 +305,9 @@ def _check_intention(data_dir: Path, meta: dict, bounds: Mapping[str, tuple[floa
     checked = []
     for split in meta["splits"]:
         d = data_dir / split
-        ids = json.loads((d / "ids.json").read_text(encoding="utf-8"))
+        from graphfuse.io import read_json
+
+        ids = read_json(d / "ids.json")
         image_size = np.load(d / "image_size.npy", allow_pickle=False)
         arrays = {p.stem: np.load(p, mmap_mode="r", allow_pickle=False) for p in sorted(d.glob("*.npy"))}
         arrays.pop("image_size", None)
@@ -328,16 +329,13 @@ def check_prepared(data_dir: str | os.PathLike,
     """``graphfuse check DIR``: check every stored float array of a prepared folder and record
     the result in ``meta.json["value_check"]`` (also a failure). Returns the record; raises
     :class:`ValueCheckError` naming the array, sample id and value on the first bad value."""
-    from graphfuse.io import write_json
+    from graphfuse.io import read_json, write_json
 
     data_dir = Path(data_dir)
     meta_path = data_dir / "meta.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path}: no prepared data here")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"{meta_path}: not valid JSON ({exc})") from None
+    meta = read_json(meta_path)  # strict UTF-8, bounded depth; errors name the file
     if not isinstance(meta, dict) or not isinstance(meta.get("splits"), dict):
         raise ValueError(f"{meta_path}: expected an object with 'splits'")
     bounds = resolve_bounds(bounds)
