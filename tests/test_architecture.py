@@ -49,7 +49,7 @@ PACKAGE_DIR = Path(graphfuse.__file__).resolve().parent
 #: The commands built on tasks, models and data.
 COMMANDS = {"engine", "info", "convert", "ensemble"}
 #: Plain utilities, importable from anywhere.
-UTILITIES = {"io", "checkpoints", "runs", "config_files"}
+UTILITIES = {"io", "checkpoints", "runs", "config_files", "parse_errors"}
 APP = {"cli", "ablation", "families"} | COMMANDS
 
 FORBIDDEN: dict[str, set[str]] = {

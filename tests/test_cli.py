@@ -191,3 +191,28 @@ def test_every_shipped_study_validates_and_dry_runs(tmp_path, capsys):
         assert main(["ablate", str(spec), "--dry-run", "--root", str(tmp_path)]) == 0, spec
         assert "--run.version=seed0" in capsys.readouterr().out
     assert not list(tmp_path.rglob("summary.json"))  # a dry run runs nothing
+
+
+@pytest.mark.slow
+def test_fit_prints_a_one_line_model_summary_with_the_flops_of_info(synthetic_ntu, tmp_path, caplog):
+    import logging
+    import warnings
+
+    from graphfuse.info import info_main
+
+    args = [a for a in _fit_args(synthetic_ntu, tmp_path, "--trainer.max_epochs=1", "--trainer.limit_train_batches=1",
+                                 "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1")
+            if a != "--trainer.enable_model_summary=false"]
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch.utilities.rank_zero"), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(args)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Network ")]
+    assert len(lines) == 1, lines
+    cost = info_main([str(QUICKSTART)], [f"--data.init_args.data_dir={synthetic_ntu}", "--data.init_args.clip_len=16"])
+    from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
+
+    assert lines[0].startswith("Network ShiftGCN: ")
+    assert f"{get_human_readable_count(cost.flops)} FLOPs per sample (input [1, 3, 16, 25, 2])" in lines[0]
+    assert not [w for w in caught if "LeafSpec" in str(w.message)]
+    assert not any("Skipping setting a default `ModelSummary`" in r.getMessage() for r in caplog.records)

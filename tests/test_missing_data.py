@@ -55,6 +55,9 @@ def test_fit_and_test_without_prepared_data_print_one_line(tmp_path, capsys, com
     assert len(lines) == 1, err
     assert str(data_dir) in lines[0] and prepare in lines[0]
     assert not data_dir.exists()  # nothing is written where the data is expected
+    # ... nor a run: no empty version folder, no lock file left behind
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not [p for p in runs.rglob("*") if p.is_file() or p.name.startswith("version_")]
 
 
 def test_ntu_missing_error_names_the_ntu_command(tmp_path):

@@ -18,7 +18,19 @@ The LightningCLI subclass itself lives in :mod:`graphfuse.engine`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+#: The CPU default of the ``graphfuse`` command: OpenMP threads that have finished their share
+#: of an operation sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``). Beside another
+#: CPU-heavy program, spinning threads steal the cores the other threads wait for: training
+#: was up to 10x slower; on a quiet machine the two differ by a few per cent
+#: (docs/benchmarks.md, "CPU threads"). Set before torch is imported (OpenMP reads it once); a
+#: value the user exports wins.
+CPU_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+if "torch" not in sys.modules:
+    for _key, _value in CPU_ENV_DEFAULTS.items():
+        os.environ.setdefault(_key, _value)
 
 from .engine import GraphfuseCLI, RunOptions, import_components
 from .families import BOUND_HELP as _BOUND_HELP

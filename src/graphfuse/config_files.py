@@ -33,6 +33,7 @@ __all__ = [
     "config_paths",
     "config_file_problem",
     "config_values",
+    "missing_config_files",
     "with_resolved_configs",
     "config_chain",
     "merge_configs",
@@ -113,6 +114,17 @@ def config_paths(argv: Sequence[str]) -> list[str]:
         if isinstance(value, str) and value and Path(value).is_file():
             out.append(value)
     return out
+
+
+#: Suffixes that make a ``-c`` value a file name rather than inline YAML.
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def missing_config_files(argv: Sequence[str]) -> list[str]:
+    """The config options of a command line that name a file (a ``.yaml``/``.yml``/``.json``
+    name) that does not exist, in order: reported before anything else is parsed."""
+    return [v for _, v in config_values(argv)
+            if v.lower().endswith(CONFIG_SUFFIXES) and "\n" not in v and not Path(v).is_file()]
 
 
 def config_values(argv: Sequence[str]) -> list[tuple[int, str]]:

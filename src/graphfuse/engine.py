@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from .checkpoints import CheckpointError, SafeCheckpointIO, is_remote, load_checkpoint, local_checkpoint_path
@@ -54,6 +56,20 @@ def install_tip_filter() -> None:
             log.addFilter(_DropPackageTips())
 
 
+#: Third-party warnings that tell a graphfuse user nothing they can act on (the package's own
+#: code, not the user's, would have to change), silenced for ``fit|validate|test|predict``.
+QUIET_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    # Lightning 2.6's pytree helper on PyTorch >= 2.10.
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
+)
+
+
+def quiet_third_party_warnings() -> None:
+    """Ignore :data:`QUIET_WARNINGS` in this process."""
+    for message, category in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 class GraphfuseProgressBar(TQDMProgressBar):
     """Lightning's TQDM progress bar without ``v_num`` (the logger's version, e.g. ``on_0``
     for ``version_0``: the run directory already names the run). Metrics are unchanged."""
@@ -62,6 +78,39 @@ class GraphfuseProgressBar(TQDMProgressBar):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
         return items
+
+
+class GraphfuseModelSummary(ModelSummary):
+    """The model summary as one line: the network's class, its parameters and its FLOPs per
+    sample on the family's example input (the same count as ``graphfuse info``), instead of a
+    table whose other rows are the task's parameter-free loss and metric modules."""
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        from lightning.pytorch.utilities import rank_zero_info
+        from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
+
+        columns = dict(summary_data)
+        names = columns.get("Name", [])
+        row = names.index("model") if "model" in names else None
+        network = columns["Type"][row] if row is not None and "Type" in columns else "model"
+        frozen = total_parameters - trainable_parameters
+        line = (f"Network {network}: {get_human_readable_count(int(trainable_parameters))} trainable parameters"
+                f"{f' ({get_human_readable_count(int(frozen))} frozen)' if frozen else ''}, {model_size:.1f} MB")
+        if total_flops:
+            shape = columns.get("In sizes", [None] * (row + 1))[row] if row is not None else None
+            line += f"; {get_human_readable_count(int(total_flops))} FLOPs per sample"
+            if shape and shape != "?":
+                line += f" (input {shape})"
+        rank_zero_info(line)
 
 
 def task_monitor(task: Any) -> str:
@@ -185,7 +234,9 @@ class RunConfigCallback(SaveConfigCallback):
         if path.exists():
             raise RuntimeError(f"{path} exists; a run's config is never overwritten")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.parser.save(self.config, str(path), skip_none=False, overwrite=False, multifile=self.multifile)
+        # jsonargparse 4.49 renamed skip_none to skip_unset (same meaning); older versions only know skip_none.
+        keep = "skip_unset" if "skip_unset" in inspect.signature(self.parser.save).parameters else "skip_none"
+        self.parser.save(self.config, str(path), overwrite=False, multifile=self.multifile, **{keep: False})
 
 
 def _default_run_name(cfg: Any) -> str:
@@ -216,6 +267,23 @@ def _restore_config_paths(config: Any, replaced: list[str | None]) -> None:
                     entries[i] = ArgPath(original, mode="fr")
 
 
+_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _fail(subcommand: str | None, message: str) -> None:
+    """A mistake in the user's command line or config: one line on stderr, exit code 2 (no
+    usage text: ``graphfuse <subcommand> --help`` lists the options)."""
+    import sys
+
+    print(f"graphfuse {subcommand or ''}: error: {message}".replace("graphfuse :", "graphfuse:"), file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _option_keys(parser: Any) -> list[str]:
+    """The dotted keys a (sub)command parser accepts (``trainer.max_epochs``, ``model``, ...)."""
+    return [s.lstrip("-") for s in getattr(parser, "_option_string_actions", {}) if s.startswith("--")]
+
+
 class GraphfuseCLI(LightningCLI):
     """LightningCLI with graphfuse's run directory, protocol switch and fit-then-test."""
 
@@ -224,6 +292,8 @@ class GraphfuseCLI(LightningCLI):
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("seed_everything_default", 0)
         kwargs.setdefault("auto_configure_optimizers", False)
+        # "An unknown key is an error" (docs/training.md): no prefix of a key is accepted for it.
+        kwargs.setdefault("parser_kwargs", {"allow_abbrev": False})
         kwargs.setdefault(
             "trainer_defaults",
             {"num_sanity_val_steps": 0, "log_every_n_steps": 10, "enable_model_summary": True},
@@ -248,14 +318,25 @@ class GraphfuseCLI(LightningCLI):
         # a NaN value), is one error naming the file (printed with the usage, exit code 2).
         import sys
 
-        from .config_files import config_file_problem, config_paths, with_resolved_configs
+        from .config_files import (
+            config_file_problem,
+            config_paths,
+            missing_config_files,
+            with_resolved_configs,
+        )
+        from .parse_errors import condense
 
         argv = sys.argv[1:] if args is None else args
-        paths = config_paths([str(a) for a in argv]) if isinstance(argv, (list, tuple)) else []
+        argv_list = [str(a) for a in argv] if isinstance(argv, (list, tuple)) else []
+        sub = next((a for a in argv_list if a in _SUBCOMMANDS), None)
+        missing = missing_config_files(argv_list)
+        if missing:
+            _fail(sub, f"config file not found: {missing[0]}")
+        paths = config_paths(argv_list)
         for path in paths:  # a loop over the few configs (each with its _base_ chain)
             problem = config_file_problem(path)
             if problem:
-                parser.error(problem)
+                _fail(sub, problem)
         # A base-plus-delta config (top-level `_base_`) reaches jsonargparse resolved, as YAML
         # text in place of its path; the user's path is put back into `config` after parsing,
         # so the default run name is that of the file the user named (runs/<its path>/...).
@@ -271,11 +352,18 @@ class GraphfuseCLI(LightningCLI):
         for p in parsers:
             p.exit_on_error = False
         try:
-            super().parse_arguments(parser, args)
+            with warnings.catch_warnings():
+                # We pass the command line with its `_base_` configs resolved (above): Lightning's
+                # warning about giving both args and sys.argv does not apply.
+                warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+                super().parse_arguments(parser, args)
         except argparse.ArgumentError as exc:
             for p, e in zip(parsers, exits):
                 p.exit_on_error = e
-            parser.error(f"{', '.join(paths)}: {exc}" if paths else str(exc))
+            # One line naming the key and the closest valid one (graphfuse.parse_errors).
+            subparser = getattr(getattr(parser, "_subcommands_action", None), "choices", {}).get(sub, parser)
+            message = condense(str(exc), _option_keys(subparser))
+            _fail(sub, f"{', '.join(paths)}: {message}" if paths else message)
         finally:
             for p, e in zip(parsers, exits):
                 p.exit_on_error = e
@@ -399,7 +487,14 @@ class GraphfuseCLI(LightningCLI):
             isinstance(c, ProgressBar) for c in callbacks
         ):
             callbacks.append(GraphfuseProgressBar())
+        # The one-line model summary, unless the config brings its own or turns it off.
+        if trainer_cfg.get("enable_model_summary") is not False and not any(
+            isinstance(c, ModelSummary) for c in callbacks
+        ):
+            callbacks.append(GraphfuseModelSummary())
+            kwargs["enable_model_summary"] = False  # ours is there: no note that Lightning skips its own
         install_tip_filter()
+        quiet_third_party_warnings()
         kwargs["plugins"] = _safe_plugins(self._get(self.config_init, "trainer", default={}).get("plugins"))
         # Save the resolved config for a new run only; a resumed or re-evaluated run keeps its own.
         if (run_dir / "config.yaml").exists():
@@ -430,6 +525,9 @@ class GraphfuseCLI(LightningCLI):
             kwargs["weights_only"] = True
         return kwargs
 
+    def before_fit(self) -> None:
+        _attach_example_input(self.model, self.config["fit"])
+
     def after_fit(self) -> None:
         cfg = self.config["fit"]
         trainer = self.trainer
@@ -439,6 +537,24 @@ class GraphfuseCLI(LightningCLI):
         trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
         if trainer.is_global_zero:
             _print_summary(self.run_dir, cfg.protocol, cfg.run.select)
+
+
+def _attach_example_input(task: Any, cfg: Any) -> None:
+    """Give the task the network's one-sample example input (built by its family, as for
+    ``graphfuse info``) as ``example_input_array``, so that Lightning's model summary counts the
+    FLOPs per sample instead of printing 0. Nothing is attached where the family cannot build it
+    (the column then stays 0, as before)."""
+    from .families import example_input_of
+
+    net = getattr(task, "model", None)
+    if net is None or getattr(task, "example_input_array", None) is not None:
+        return
+    try:
+        inputs = example_input_of(net, cfg)
+    except (ValueError, OSError, KeyError, TypeError):
+        return
+    if inputs:
+        task.example_input_array = inputs
 
 
 def resolve_network_output_size(cfg: Any, generate: bool = True) -> int | None:

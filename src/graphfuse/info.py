@@ -227,13 +227,9 @@ def example_input(
     declares the network (:func:`graphfuse.families.family_of_network`) from the config and the
     prepared data's ``meta.json``; ``None`` for a network no family declares (``info`` then
     uses :func:`input_shape_for` from the network's attributes)."""
-    from .families import family_of_network, resolve
+    from .families import example_input_of
 
-    family = family_of_network(network)
-    if family is None or family.example_input is None:
-        return None
-    build = resolve(family.example_input)
-    return tuple(build(network, config, frames=frames, channels=channels, joints=joints, persons=persons))
+    return example_input_of(network, config, frames=frames, channels=channels, joints=joints, persons=persons)
 
 
 def _si(x: float) -> str:

@@ -220,13 +220,26 @@ def lock_run_dir(run_dir: str | Path) -> Path | None:
 
 
 def release_run_locks() -> None:
-    """Release the run-directory locks this process holds (the OS does it at exit anyway)."""
+    """Release the run-directory locks this process holds (the OS does it at exit anyway).
+
+    A run that wrote nothing (its command failed before the first file: missing data, a bad
+    option found late) leaves no trace: its empty version folder and its lock file are
+    removed, while the lock is still held, so the next run takes the same version number."""
     while _held:
-        _, fd = _held.popitem()
+        run_dir, fd = _held.popitem()
         try:
-            os.close(fd)
+            path = Path(run_dir)
+            if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+                if path.exists():
+                    path.rmdir()
+                run_lock_path(path).unlink(missing_ok=True)
         except OSError:
-            pass
+            pass  # a leftover lock file is harmless: the next run takes the next version
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def run_dir_holder(run_dir: str | Path) -> str | None:

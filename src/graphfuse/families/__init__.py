@@ -38,6 +38,7 @@ __all__ = [
     "PrepareCommand",
     "converters",
     "data_init_args",
+    "example_input_of",
     "families",
     "family_of_network",
     "get_family",
@@ -246,6 +247,17 @@ def family_of_network(network: Any) -> Family | None:
             if isinstance(network, cls):
                 return family
     return None
+
+
+def example_input_of(network: Any, config: Any = None, **dims: Any) -> tuple[Any, ...] | None:
+    """The one-sample example input of ``network``, built by the family that declares it from the
+    config and the prepared data's ``meta.json`` (``dims``: ``frames``, ``channels``, ``joints``,
+    ``persons`` overrides); ``None`` for a network no family declares or builds an input for.
+    Used by ``graphfuse info`` and by the model summary of ``fit``."""
+    family = family_of_network(network)
+    if family is None or family.example_input is None:
+        return None
+    return tuple(resolve(family.example_input)(network, config, **dims))
 
 
 def prepare_commands() -> Sequence[PrepareCommand]:
