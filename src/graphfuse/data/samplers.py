@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 from torch.utils.data import BatchSampler, Sampler
 
-__all__ = ["EpochSeededSampler", "BalancedEpochSampler", "NoSingletonBatchSampler", "item_seeds", "unpack_item"]
+__all__ = [
+    "EpochSeededSampler",
+    "BalancedEpochSampler",
+    "NoSingletonBatchSampler",
+    "item_seeds",
+    "stratified_holdout",
+    "unpack_item",
+]
 
 _U64 = np.uint64
 
@@ -217,3 +224,40 @@ class NoSingletonBatchSampler(BatchSampler):
             return n // self.batch_size
         full, rest = divmod(n, self.batch_size)
         return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
+
+
+# -- validation hold-out -------------------------------------------------------------------
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split sample positions into (train, val), stratified by class, reproducibly.
+
+    Class ``c`` with ``n_c`` samples gives ``k_c = round(fraction * n_c)`` samples to val
+    (round half to even), at least 1 when ``n_c >= 2`` and at most ``n_c - 1``, so every
+    class keeps a training sample; a single-sample class stays in train. Which samples go is
+    decided by one ``numpy.random.default_rng(seed)`` draw per sample (PCG64, identical on
+    every platform), so the split depends only on ``(labels, fraction, seed)``.
+
+    Args:
+        labels: ``(N,)`` integer labels, in the prepared split's order.
+        fraction: in ``(0, 1)``.
+        seed: non-negative seed.
+
+    Returns:
+        ``(train_idx, val_idx)``: sorted, disjoint int64 arrays covering ``range(N)``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
+    n = labels.size
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    keys = np.random.default_rng(seed).random(n)
+    order = np.lexsort((keys, labels))  # by class, then by random key
+    sorted_labels = labels[order]
+    classes, start, size = np.unique(sorted_labels, return_index=True, return_counts=True)
+    k = np.rint(fraction * size).astype(np.int64)
+    k = np.where(size >= 2, np.clip(k, 1, size - 1), 0)
+    rank = np.arange(n) - np.repeat(start, size)  # position within its class block
+    take = rank < np.repeat(k, size)
+    val = np.sort(order[take])
+    train = np.sort(order[~take])
+    return train, val

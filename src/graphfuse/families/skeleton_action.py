@@ -4,7 +4,8 @@
   ``graphfuse.data.synthetic.ntu``);
 * ``graphfuse convert shiftgcn`` (``graphfuse.convert.convert_shiftgcn``; released weights in
   :data:`graphfuse.models.shiftgcn.WEIGHTS`);
-* ``graphfuse info``: one input ``(1, C, T, V, M)``.
+* ``graphfuse info``: one input ``(1, C, T, V, M)`` per input name of the network (``x``; the
+  skeleton two-stream network's ``joint`` and ``bone``).
 
 Imports nothing heavy at module level: every function imports what it runs.
 """
@@ -124,7 +125,8 @@ def input_shape_for(
 
 def example_input(network: Any, config: Any, *, frames: int | None = None, channels: int | None = None,
                   joints: int | None = None, persons: int | None = None, **_: Any) -> tuple[Any, ...]:
-    """One random skeleton batch ``x: (1, C, T, V, M)`` for ``network(x)``.
+    """One random skeleton batch ``x: (1, C, T, V, M)`` for ``network(x)``; one such tensor per
+    input name for a network with several (``SkeletonTwoStream``: ``joint``, ``bone``).
 
     ``C, V, M``: the network's ``in_channels``, ``num_point``, ``num_person`` (its config);
     ``T``: the config's ``data.init_args.clip_len``, or for whole sequences (``clip_len:
@@ -139,12 +141,13 @@ def example_input(network: Any, config: Any, *, frames: int | None = None, chann
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     gen = torch.Generator(device).manual_seed(0)
-    return (torch.randn(*shape, device=device, dtype=dtype, generator=gen),)
+    names = tuple(getattr(network, "input_names", None) or ("x",))
+    return tuple(torch.randn(*shape, device=device, dtype=dtype, generator=gen) for _ in names)
 
 
 FAMILY = register_family(Family(
     name="skeleton_action",
-    description="skeleton action recognition: NTU RGB+D 60/120, Shift-GCN",
+    description="skeleton action recognition: NTU RGB+D 60/120, Shift-GCN, joint + bone two-stream fusion",
     prepare=(
         PrepareCommand("ntu", "NTU RGB+D 60/120 from raw .skeleton files", _ntu_arguments, _run_ntu),
         PrepareCommand("ntu-official", "register arrays made by the official Shift-GCN scripts",
@@ -162,7 +165,7 @@ FAMILY = register_family(Family(
             usage="IN.pt OUT.ckpt",
         ),
     ),
-    networks=("graphfuse.models.shiftgcn:ShiftGCN",),
+    networks=("graphfuse.models.shiftgcn:ShiftGCN", "graphfuse.models.two_stream_skeleton:SkeletonTwoStream"),
     example_input=example_input,
     components=("graphfuse.data.ntu.datamodule",),
 ))

@@ -597,6 +597,12 @@ class ShiftGCN(nn.Module):
         excitation_replace_tcn: with ``excitation_placement='parallel'``, remove ``tcn1`` of
             the chosen units: ``ReLU(P_s(E(g)) + R(x))`` (the notes' "CE in parallel, without
             the TCN").
+        init_seed_offset: 0 (default): the weights are drawn from the global generator as
+            usual. ``k != 0``: the global generator is re-seeded with ``torch.initial_seed() + k``
+            first, so the same ``seed_everything`` seed gives another, equally random
+            initialisation: the second member of a two-seed ensemble inside one ablation seed
+            (brief B.5: the joint-only ensemble that separates ensembling gain from modality
+            gain; ``configs/ablations/skeleton_two_stream.yaml``).
 
     ``excitation_placement``, ``excitation_units`` and ``excitation_reduction`` are validated
     but unused when ``excitation`` is ``None`` (so an ablation can switch the excitation off
@@ -644,7 +650,13 @@ class ShiftGCN(nn.Module):
         excitation_units: list[int] | None = None,
         excitation_reduction: int = 16,
         excitation_replace_tcn: bool = False,
+        init_seed_offset: int = 0,
     ) -> None:
+        if isinstance(init_seed_offset, bool) or not isinstance(init_seed_offset, int):
+            raise TypeError(f"init_seed_offset must be an int, got {init_seed_offset!r}")
+        if init_seed_offset:
+            # Before any weight is drawn: the global generator continues from seed + offset.
+            torch.manual_seed((torch.initial_seed() + init_seed_offset) % 2**63)
         super().__init__()
         if shift_grad not in ("official", "autograd"):
             raise ValueError(f"shift_grad must be 'official' or 'autograd', got {shift_grad!r}")
@@ -684,29 +696,11 @@ class ShiftGCN(nn.Module):
         self.excitation_replace_tcn = bool(excitation_replace_tcn)
         self.data_bn = nn.BatchNorm1d(num_person * in_channels * num_point)
         bn_init(self.data_bn, 1)
-        for k, (cin, cout, stride, residual) in enumerate(self.LAYERS, start=1):
-            cin_ = in_channels if cin == "C" else int(cin)
-            self.add_module(
-                f"l{k}",
-                ShiftGCNUnit(
-                    cin_,
-                    cout,
-                    num_point,
-                    stride=stride,
-                    residual=residual,
-                    shift_grad=shift_grad,
-                    spatial_shift=spatial_shift,
-                    neighbours=neighbours,
-                    temporal_shift=temporal_shift,
-                    naive_shift_max=naive_shift_max,
-                    temporal_pointwise=temporal_pointwise,
-                    depthwise_kernel_size=depthwise_kernel_size,
-                    excitation=kinds if k in units else None,
-                    excitation_placement=excitation_placement,
-                    excitation_reduction=excitation_reduction,
-                    excitation_replace_tcn=self.excitation_replace_tcn and k in units,
-                ),
-            )
+        self.init_seed_offset = int(init_seed_offset)
+        #: Units ``l1 .. l{num_units}`` this network holds (10; fewer after :meth:`truncate`).
+        self.num_units = len(self.LAYERS)
+        for k in range(1, len(self.LAYERS) + 1):
+            self.add_module(f"l{k}", self.make_unit(k))
         self.fc = nn.Linear(self.feature_dim, num_class)
         nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_class))
 
@@ -755,6 +749,54 @@ class ShiftGCN(nn.Module):
                     )
         return kinds, chosen
 
+    def make_unit(self, k: int, in_channels: int | None = None) -> ShiftGCNUnit:
+        """A new unit ``l{k}`` (1-based) with this network's options, freshly initialised;
+        ``in_channels`` replaces the unit's input channels (e.g. ``2C`` after a concatenation
+        fusion, :mod:`graphfuse.models.two_stream_skeleton`)."""
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self.LAYERS):
+            raise ValueError(f"unit number must be 1..{len(self.LAYERS)}, got {k!r}")
+        cin, cout, stride, residual = self.LAYERS[k - 1]
+        if in_channels is None:
+            in_channels = self.in_channels if cin == "C" else int(cin)
+        units = self.excitation_units
+        return ShiftGCNUnit(
+            in_channels,
+            cout,
+            self.num_point,
+            stride=stride,
+            residual=residual,
+            shift_grad=self.shift_grad,
+            spatial_shift=self.spatial_shift,
+            neighbours=self.neighbours,
+            temporal_shift=self.temporal_shift,
+            naive_shift_max=self.naive_shift_max,
+            temporal_pointwise=self.temporal_pointwise,
+            depthwise_kernel_size=self.depthwise_kernel_size,
+            excitation=self.excitation if k in units else None,
+            excitation_placement=self.excitation_placement,
+            excitation_reduction=self.excitation_reduction,
+            excitation_replace_tcn=self.excitation_replace_tcn and k in units,
+        )
+
+    def unit_channels(self, k: int) -> int:
+        """Output channels of unit ``l{k}`` (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)."""
+        return int(self.LAYERS[k - 1][1])
+
+    def truncate(self, last: int) -> None:
+        """Keep ``data_bn`` and units ``l1 .. l{last}``; remove the later units and ``fc``.
+
+        What remains is the tower of a two-stream network fused after ``l{last}`` whose own
+        continuation is removed (Feichtenhofer et al.'s ``removeFuseFrom``); it is driven
+        through :meth:`embed` and :meth:`forward_units`, and :meth:`forward` refuses it.
+        """
+        if isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= self.num_units:
+            raise ValueError(f"truncate: last must be 1..{self.num_units}, got {last!r}")
+        for k in range(last + 1, self.num_units + 1):
+            delattr(self, f"l{k}")
+        if hasattr(self, "fc"):
+            delattr(self, "fc")
+        self.num_units = last
+
     def set_shift_grad(self, mode: ShiftGradMode) -> None:
         """Switch the gradient rule of every temporal shift (``'official'``/``'autograd'``)."""
         if mode not in ("official", "autograd"):
@@ -765,10 +807,11 @@ class ShiftGCN(nn.Module):
                 module.grad_mode = mode
 
     def units(self) -> Iterable[ShiftGCNUnit]:
-        return (getattr(self, f"l{k}") for k in range(1, len(self.LAYERS) + 1))
+        return (getattr(self, f"l{k}") for k in range(1, self.num_units + 1))
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """x: ``(N, C, T, V, M)`` -> pooled features ``(N, 256)`` (mean over T*V, then M)."""
+    def embed(self, x: Tensor) -> Tensor:
+        """``x: (N, C, T, V, M)`` -> ``data_bn`` applied, persons folded into the batch:
+        ``(N*M, C, T, V)`` (channels-last memory), the input of ``l1``."""
         if x.dim() != 5:
             raise ValueError(f"ShiftGCN expects (N, C, T, V, M), got shape {tuple(x.shape)}")
         n, c, t, v, m = x.shape
@@ -781,11 +824,34 @@ class ShiftGCN(nn.Module):
         x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)
         x = self.data_bn(x)
         # -> (N*M, C, T, V) with channels-last memory (N*M, T, V, C) for the rest of the net.
-        x = x.view(n, m, v, c, t).permute(0, 1, 4, 2, 3).reshape(n * m, t, v, c).permute(0, 3, 1, 2)
+        return x.view(n, m, v, c, t).permute(0, 1, 4, 2, 3).reshape(n * m, t, v, c).permute(0, 3, 1, 2)
+
+    def forward_units(self, x: Tensor, first: int = 1, last: int | None = None) -> Tensor:
+        """Units ``l{first} .. l{last}`` (1-based, inclusive; ``last`` None = the last held)
+        on ``x: (N*M, C, T, V)``; ``first = last + 1`` returns ``x`` unchanged."""
+        last = self.num_units if last is None else last
+        if not 1 <= first <= last + 1 or last > self.num_units:
+            raise ValueError(f"forward_units: units l{first}..l{last} not in l1..l{self.num_units}")
+        for k in range(first, last + 1):
+            x = getattr(self, f"l{k}")(x)
+        return x
+
+    def pool_features(self, x: Tensor, n: int) -> Tensor:
+        """``x: (N*M, C, T, V)`` -> ``(N, C)``: mean over ``T*V``, then over the ``M`` persons."""
+        feat = x.mean(dim=(2, 3))  # (N*M, C)
+        return feat.view(n, -1, feat.shape[1]).mean(dim=1)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """x: ``(N, C, T, V, M)`` -> pooled features ``(N, 256)`` (mean over T*V, then M)."""
+        if self.num_units < len(self.LAYERS):
+            raise RuntimeError(
+                f"this ShiftGCN holds units l1..l{self.num_units} only (a truncated fusion tower); "
+                "use embed() and forward_units()"
+            )
+        x = self.embed(x)
         for unit in self.units():
             x = unit(x)
-        feat = x.mean(dim=(2, 3))  # (N*M, 256)
-        return feat.view(n, m, -1).mean(dim=1)
+        return self.pool_features(x, x.shape[0] // self.num_person)
 
     def forward_head(self, features: Tensor) -> Tensor:
         """features ``(N, 256)`` -> logits ``(N, num_class)``."""

@@ -14,6 +14,11 @@ Metrics (torchmetrics), per stage ``train`` / ``val`` / ``test``:
 
 Selection metric: ``val/top1`` (maximised).
 
+Several heads: a network may offer ``forward_loss_terms(**inputs) -> (logits, {name: (weight,
+logits_k)})`` (the skeleton two-stream network's towers); the loss is then the weighted sum of
+the heads' cross-entropies, each logged as ``<stage>/loss_<name>``, while metrics and scores
+use the returned prediction.
+
 Output size (:meth:`ActionRecognition.output_size`): the number of classes of the prepared
 data (``meta.json: num_class``); configs need not state it.
 
@@ -132,6 +137,8 @@ class ActionRecognition(GraphfuseTask):
                 "remove both from the config (they are read from the data) or make them agree"
             )
         self.save_hyperparameters(ignore=["model"])
+        #: The loss terms of the last forward of a multi-head network (see :meth:`forward`).
+        self._loss_terms: dict[str, tuple[float, Tensor]] | None = None
         self.num_class = int(num_class)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.init_metrics()
@@ -164,8 +171,20 @@ class ActionRecognition(GraphfuseTask):
         return ("x",)
 
     def forward(self, *args: Any, **inputs: Any) -> Tensor:
-        """``x: (N, C, T, V, M)`` (positional or by name) -> logits ``(N, num_class)``."""
-        return self.model(*args, **inputs)
+        """``x: (N, C, T, V, M)`` (positional or by name) -> logits ``(N, num_class)``.
+
+        A network with several heads (e.g. :class:`graphfuse.models.two_stream_skeleton.SkeletonTwoStream`)
+        offers ``forward_loss_terms(**inputs) -> (logits, {name: (weight, logits_k)})``: the
+        returned logits are its prediction (metrics, scores), and the terms are kept for the
+        :meth:`compute_loss` of the same step.
+        """
+        terms_fn = getattr(self.model, "forward_loss_terms", None)
+        if terms_fn is None:
+            self._loss_terms = None
+            return self.model(*args, **inputs)
+        logits, terms = terms_fn(*args, **inputs)
+        self._loss_terms = terms
+        return logits
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None)
@@ -190,8 +209,30 @@ class ActionRecognition(GraphfuseTask):
         return _stage_metrics(self.num_class, f"{stage}/")
 
     def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Mean cross-entropy (with ``label_smoothing``) of ``logits (N, K)`` for ``target (N,)``."""
-        return self.criterion(logits, target)
+        """Mean cross-entropy (with ``label_smoothing``) of ``logits (N, K)`` for ``target (N,)``.
+
+        After a :meth:`forward` of a network with ``forward_loss_terms`` the loss is instead
+        ``sum_k weight_k * CE(logits_k, target)`` over its terms (Feichtenhofer et al.'s
+        one loss per tower), each term also logged as ``<stage>/loss_<name>``.
+        """
+        terms, self._loss_terms = getattr(self, "_loss_terms", None), None
+        if not terms:
+            return self.criterion(logits, target)
+        total: Tensor | None = None
+        for name, (weight, term_logits) in terms.items():
+            loss = self.criterion(term_logits, target)
+            self._log_term(name, loss, target.numel())
+            total = weight * loss if total is None else total + weight * loss
+        assert total is not None
+        return total
+
+    def _log_term(self, name: str, loss: Tensor, n: int) -> None:
+        trainer = self._trainer
+        if trainer is None:
+            return
+        stage = "train" if self.training else ("test" if trainer.testing else "val")
+        self.log(f"{stage}/loss_{name}", loss.detach(), on_step=False, on_epoch=True, batch_size=n,
+                 sync_dist=stage != "train")
 
     def test_record(self, logits: Tensor, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """``scores (N, num_class)`` float logits and ``labels (N,)``."""

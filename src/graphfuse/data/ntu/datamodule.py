@@ -17,50 +17,16 @@ from typing import Any, Literal
 import numpy as np
 
 from graphfuse.data.base import PreparedDataModule
+from graphfuse.data.samplers import stratified_holdout
 from graphfuse.data.ntu.dataset import SkeletonDataset, load_meta, resolve_file
 from graphfuse.data.ntu.transforms import Compose, FrameSubsample, UniformSample
 
 __all__ = ["SkeletonDataModule", "stratified_holdout"]
 
 
-def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split sample positions into (train, val), stratified by class, reproducibly.
-
-    Class ``c`` with ``n_c`` samples gives ``k_c = round(fraction * n_c)`` samples to val
-    (round half to even), at least 1 when ``n_c >= 2`` and at most ``n_c - 1``, so every
-    class keeps a training sample; a single-sample class stays in train. Which samples go is
-    decided by one ``numpy.random.default_rng(seed)`` draw per sample (PCG64, identical on
-    every platform), so the split depends only on ``(labels, fraction, seed)``.
-
-    Args:
-        labels: ``(N,)`` integer labels, in the prepared split's order.
-        fraction: in ``(0, 1)``.
-        seed: non-negative seed.
-
-    Returns:
-        ``(train_idx, val_idx)``: sorted, disjoint int64 arrays covering ``range(N)``.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
-    n = labels.size
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    keys = np.random.default_rng(seed).random(n)
-    order = np.lexsort((keys, labels))  # by class, then by random key
-    sorted_labels = labels[order]
-    classes, start, size = np.unique(sorted_labels, return_index=True, return_counts=True)
-    k = np.rint(fraction * size).astype(np.int64)
-    k = np.where(size >= 2, np.clip(k, 1, size - 1), 0)
-    rank = np.arange(n) - np.repeat(start, size)  # position within its class block
-    take = rank < np.repeat(k, size)
-    val = np.sort(order[take])
-    train = np.sort(order[~take])
-    return train, val
-
-
 class SkeletonDataModule(PreparedDataModule):
-    """Loaders for a prepared skeleton dataset: dict batches ``{"x", "target", "id"}``.
+    """Loaders for a prepared skeleton dataset: dict batches ``{"x", "target", "id"}`` (or one
+    entry per stream name with ``streams``).
 
     ``x: (B, C, T, V, M)`` float32 (the model input), ``target: (B,)`` int64 labels,
     ``id: (B,)`` int64 positions in :meth:`dataset` of the stage (map them to sample ids
@@ -94,6 +60,12 @@ class SkeletonDataModule(PreparedDataModule):
         synthetic: when ``data_dir/meta.json`` is missing, generate a synthetic NTU-format
             dataset there (``graphfuse.data.synthetic.ntu.prepare_synthetic_ntu``) instead of
             raising.
+        streams: several streams per batch, e.g. ``[joint, bone]`` for a two-stream network
+            (:class:`graphfuse.models.two_stream_skeleton.SkeletonTwoStream`, whose
+            ``input_names`` are the stream names): batches are ``{"joint": (B, C, T, V, M),
+            "bone": ..., "target", "id"}``, each stream derived on the fly as ``stream`` would
+            be, all sampled at the same frames (:class:`SkeletonDataset`). ``stream`` is then
+            unused. None (default): one stream under ``"x"``.
     """
 
     prepare_command = "graphfuse prepare ntu --root <dir of .skeleton files> --out {data_dir}"
@@ -114,9 +86,17 @@ class SkeletonDataModule(PreparedDataModule):
         drop_last: bool = True,
         pin_memory: bool = False,
         synthetic: bool = False,
+        streams: list[str] | None = None,
     ) -> None:
         if stream not in ("joint", "bone", "joint_motion", "bone_motion"):
             raise ValueError(f"stream: unknown value {stream!r}")
+        if streams is not None:
+            bad = [x for x in streams if x not in ("joint", "bone", "joint_motion", "bone_motion")]
+            if bad or not streams or len(set(streams)) != len(streams):
+                raise ValueError(
+                    "streams: a non-empty list of distinct streams among joint, bone, joint_motion, "
+                    f"bone_motion (or null for the single `stream`), got {streams!r}"
+                )
         if val_source not in ("holdout", "test"):
             raise ValueError(f"val_source: expected 'holdout' or 'test', got {val_source!r}")
         super().__init__(
@@ -139,6 +119,7 @@ class SkeletonDataModule(PreparedDataModule):
             raise ValueError(f"val_seed must be >= 0, got {val_seed}")
         self.save_hyperparameters()
         self.stream = stream
+        self.streams: list[str] | None = list(streams) if streams is not None else None
         self.clip_len = clip_len
         self.frame_stride = int(frame_stride)
         self.val_fraction = float(val_fraction)
@@ -168,7 +149,8 @@ class SkeletonDataModule(PreparedDataModule):
         ``graphfuse`` block, :mod:`graphfuse.checkpoints`): the stream, the frame sampling, the
         joint layout, the normalisation applied at preparation, the input ``x`` and its shape
         ``(C, T, V, M)`` (``T`` None: the clip length varies), and the NTU action names of the
-        labels (``class_names``; None for synthetic data)."""
+        labels (``class_names``; None for synthetic data). With ``streams``: ``stream`` is None,
+        ``streams`` lists them and they are the input names."""
         meta = self.meta
         num_class = int(meta["num_class"])
         benchmark = str(meta.get("benchmark", ""))
@@ -180,19 +162,21 @@ class SkeletonDataModule(PreparedDataModule):
             names = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
             class_names = names[:num_class]  # label k = action A<k+1>
         frames = self.clip_len if self.clip_len else -(-int(meta.get("max_frame", 300)) // self.frame_stride)
+        names = self.streams if self.streams is not None else ["x"]
         return {
             "datamodule": f"{type(self).__module__}.{type(self).__qualname__}",
             "dataset": meta.get("dataset"),
             "benchmark": benchmark or None,
-            "stream": self.stream,
+            "stream": self.stream if self.streams is None else None,
+            "streams": list(self.streams) if self.streams is not None else None,
             "clip_len": self.clip_len,
             "frame_stride": self.frame_stride,
             "sampling": "uniform (test mode)" if self.clip_len else "full padded sequence",
             "normalisation": "Shift-GCN pre_normalization at preparation (graphfuse.data.ntu.normalize)",
             "joint_layout": "ntu25",
             "layout": meta.get("layout", "N C T V M"),
-            "input_names": ["x"],
-            "input_shapes": {"x": [3, frames, int(meta["num_joint"]), int(meta["num_person"])]},
+            "input_names": list(names),
+            "input_shapes": {k: [3, frames, int(meta["num_joint"]), int(meta["num_person"])] for k in names},
             "class_names": class_names,
         }
 
@@ -243,13 +227,18 @@ class SkeletonDataModule(PreparedDataModule):
             train_rows, val_rows = self.holdout_indices()
             if key == "train":
                 tf = self._transform(test_mode=False)
-                ds = SkeletonDataset(self.data_dir, "train", self.stream, indices=train_rows, transform=tf)
+                ds = SkeletonDataset(
+                    self.data_dir, "train", self.stream, indices=train_rows, transform=tf, streams=self.streams
+                )
             else:
                 ds = SkeletonDataset(
-                    self.data_dir, "train", self.stream, indices=val_rows, transform=self._eval_transform()
+                    self.data_dir, "train", self.stream, indices=val_rows, transform=self._eval_transform(),
+                    streams=self.streams,
                 )
         else:  # val on test (official protocol), test, predict
-            ds = SkeletonDataset(self.data_dir, "test", self.stream, transform=self._eval_transform())
+            ds = SkeletonDataset(
+                self.data_dir, "test", self.stream, transform=self._eval_transform(), streams=self.streams
+            )
         return ds
 
     def dataset(self, stage: str) -> SkeletonDataset:

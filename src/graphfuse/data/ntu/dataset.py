@@ -137,6 +137,12 @@ class SkeletonDataset(Dataset):
         indices: optional rows of the split to expose (a subset, e.g. the train part of a
             hold-out split); item ``i`` of this dataset is row ``indices[i]``. Default all.
         transform: callable ``(x (C, T, V, M), num_frames, rng) -> x'`` applied last.
+        streams: several streams at once (e.g. ``['joint', 'bone']`` for
+            :class:`graphfuse.models.two_stream_skeleton.SkeletonTwoStream`): each is derived
+            as ``stream`` would be, the streams are stacked along ``C`` for one ``transform``
+            call (so every stream gets the same frames and the same random draws) and the
+            item holds one entry per stream name instead of ``"x"``. ``stream`` is then
+            unused. None (default): the single ``stream`` under ``"x"``.
 
     ``dataset[i]`` or ``dataset[(i, seed)]`` returns a dict (graphfuse's batch contract,
     :mod:`graphfuse.tasks.base`): ``"x"`` a float32 tensor ``(C, T', V, M)`` (the model
@@ -159,12 +165,22 @@ class SkeletonDataset(Dataset):
         stream: str = "joint",
         indices: Sequence[int] | np.ndarray | None = None,
         transform: Transform | None = None,
+        streams: Sequence[str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.split = split
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
         self.stream = stream
+        if streams is not None:
+            streams = tuple(streams)
+            bad = [s for s in streams if s not in STREAMS]
+            if bad or not streams or len(set(streams)) != len(streams):
+                raise ValueError(
+                    f"streams must be a non-empty list of distinct streams among {STREAMS}, got {list(streams)}"
+                )
+        #: The batch keys of several streams (None: one stream under ``"x"``).
+        self.streams: tuple[str, ...] | None = streams
         self.transform = transform
         meta = load_meta(self.data_dir)
         self.meta = meta
@@ -211,37 +227,42 @@ class SkeletonDataset(Dataset):
             )
         self._check_counts(meta, split, n, labels, where)
 
-        # Which stored array to read, and what remains to derive from it.
+        # Which stored array to read, and what remains to derive from it (per stream).
         files = info["files"]
         if not isinstance(files, dict):
             raise ValueError(f"{where}: splits.{split}.files must be an object stream -> file")
-        if stream in files:
-            source, derive = stream, "joint"  # "joint" = identity in compute_stream
-        elif stream == "bone_motion" and "bone" in files:
-            source, derive = "bone", "joint_motion"
-        elif "joint" in files:
-            source, derive = "joint", stream
-        else:
-            raise ValueError(f"{where}: split {split!r} stores no 'joint' array (files: {sorted(files)})")
-        self.source_stream = source
-        self._derive = derive
-        self.file = resolve_file(self.data_dir, files[source])
-        if not self.file.is_file():
-            raise FileNotFoundError(
-                f"{self.file}: array of stream {source!r}, split {split!r} not found ({where})"
-            )
-        arr = self._open()
-        if arr.ndim != 5 or (arr.shape[0], *arr.shape[2:]) != (
-            n, max_frame, int(meta["num_joint"]), int(meta["num_person"])
-        ):
-            raise ValueError(
-                f"{self.file}: shape {arr.shape} does not match meta.json (N, C, T, V, M) = "
-                f"({n}, C, {max_frame}, {meta['num_joint']}, {meta['num_person']})"
-            )
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{self.file}: dtype {arr.dtype} is not floating point")
-        self.in_channels = int(arr.shape[1])
+        plan = [self._source_of(s, files, split, where) for s in (streams or (stream,))]
+        self.source_stream, self._derive = plan[0]
+        #: (stored source stream, derivation) per requested stream, in order.
+        self._plan: list[tuple[str, str]] = plan
+        #: The stored arrays read, by source stream (one file unless streams come from several).
+        self._files: dict[str, Path] = {}
+        for source, _ in plan:
+            if source in self._files:
+                continue
+            path = resolve_file(self.data_dir, files[source])
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: array of stream {source!r}, split {split!r} not found ({where})")
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            if arr.ndim != 5 or (arr.shape[0], *arr.shape[2:]) != (
+                n, max_frame, int(meta["num_joint"]), int(meta["num_person"])
+            ):
+                raise ValueError(
+                    f"{path}: shape {arr.shape} does not match meta.json (N, C, T, V, M) = "
+                    f"({n}, C, {max_frame}, {meta['num_joint']}, {meta['num_person']})"
+                )
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise ValueError(f"{path}: dtype {arr.dtype} is not floating point")
+            if self._files and int(arr.shape[1]) != self.in_channels:
+                raise ValueError(
+                    f"{path}: {arr.shape[1]} channels, but {next(iter(self._files.values()))} has "
+                    f"{self.in_channels}; the streams of one batch need the same C"
+                )
+            self.in_channels = int(arr.shape[1])
+            self._files[source] = path
+        self.file = self._files[self.source_stream]
         self._array: np.ndarray | None = None  # re-opened lazily in each process
+        self._arrays: dict[str, np.ndarray] | None = None
 
         if indices is None:
             rows = np.arange(n, dtype=np.int64)
@@ -261,6 +282,17 @@ class SkeletonDataset(Dataset):
         self._num_frames = num_frames[rows]
 
     # -- metadata ----------------------------------------------------------------------
+    @staticmethod
+    def _source_of(stream: str, files: dict, split: str, where: Path) -> tuple[str, str]:
+        """(stored stream to read, derivation for :func:`compute_stream`) of ``stream``."""
+        if stream in files:
+            return stream, "joint"  # "joint" = identity in compute_stream
+        if stream == "bone_motion" and "bone" in files:
+            return "bone", "joint_motion"
+        if "joint" in files:
+            return "joint", stream
+        raise ValueError(f"{where}: split {split!r} stores no 'joint' array (files: {sorted(files)})")
+
     @staticmethod
     def _check_counts(meta: dict, split: str, n: int, labels: np.ndarray, where: Path) -> None:
         """Compare with ``meta['counts'][split]`` where it gives a total or per-class counts."""
@@ -309,14 +341,49 @@ class SkeletonDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_array"] = None  # never pickle a memory map's contents
+        state["_arrays"] = None
         return state
 
+    def _read_row(self, source: str, row: int) -> np.ndarray:
+        """Row ``row`` of the stored ``source`` array as a float32 copy, checked finite."""
+        if self._arrays is None:
+            self._arrays = {s: np.load(p, mmap_mode="r", allow_pickle=False) for s, p in self._files.items()}
+        x = np.array(self._arrays[source][row], dtype=np.float32, copy=True)
+        if not np.isfinite(x).all():
+            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+            raise ValueError(
+                f"sample {self._all_names[row]!r} (row {row} of {self._files[source]}) holds {bad} NaN/Inf value(s)"
+            )
+        return x
+
+    def _multi_item(self, index: int, rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
+        """Several streams of one sample: derived from their stored arrays, stacked along C so
+        that one transform call samples the same frames for all of them, then split."""
+        assert self.streams is not None
+        row = int(self.rows[index])
+        rows = {source: self._read_row(source, row) for source in self._files}
+        x = np.concatenate([compute_stream(rows[source], derive) for source, derive in self._plan], axis=0)
+        if self.transform is not None:
+            if rng is None:
+                rng = np.random.default_rng()
+            x = self.transform(x, int(self._num_frames[index]), rng)
+        parts = np.split(np.ascontiguousarray(x, dtype=np.float32), len(self.streams), axis=0)
+        item: dict[str, torch.Tensor] = {
+            name: torch.from_numpy(np.ascontiguousarray(part)) for name, part in zip(self.streams, parts)
+        }
+        item["target"] = torch.tensor(int(self._labels[index]), dtype=torch.int64)
+        item["id"] = torch.tensor(index, dtype=torch.int64)
+        return item
+
     def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        """``{"x": (C, T', V, M) float32, "target": () int64, "id": () int64}`` of item ``i``."""
+        """``{"x": (C, T', V, M) float32, "target": () int64, "id": () int64}`` of item ``i``;
+        with ``streams``, one ``(C, T', V, M)`` entry per stream name instead of ``"x"``."""
         index, rng = unpack_item(item)
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         index %= len(self)
+        if self.streams is not None:
+            return self._multi_item(index, rng)
         row = int(self.rows[index])
         if self._array is None:
             self._array = self._open()
@@ -339,7 +406,5 @@ class SkeletonDataset(Dataset):
         }
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(data_dir={str(self.data_dir)!r}, split={self.split!r}, "
-            f"stream={self.stream!r}, len={len(self)})"
-        )
+        which = f"streams={list(self.streams)!r}" if self.streams is not None else f"stream={self.stream!r}"
+        return f"{type(self).__name__}(data_dir={str(self.data_dir)!r}, split={self.split!r}, {which}, len={len(self)})"
