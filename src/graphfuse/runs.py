@@ -578,11 +578,14 @@ class RunArtifacts(L.Callback):
         for ax, (key, label) in zip(axes, panels):
             if marker is not None:
                 ax.axvline(marker["x"], color="grey", ls="--", lw=1, label=marker["label"])
-            for stage, style in (("train", "-o"), ("val", "-s")):
+            # train_eval: a fixed train subset evaluated in eval mode (multi-label: the running
+            # train mAP is below val for reasons docs/models_mlgcn.md explains).
+            for stage, style in (("train", "-o"), ("train_eval", "-^"), ("val", "-s")):
                 ys = [r.get(f"{stage}/{key}", math.nan) for r in self.rows]
                 if not all(isinstance(y, float) and math.isnan(y) for y in ys):
-                    ax.plot(epochs, ys, style, ms=3, label=stage if stage == "train" or self.protocol == "holdout"
-                            else "val (= TEST split)")
+                    names = {"train_eval": "train subset, eval mode",
+                             "val": "val" if self.protocol == "holdout" else "val (= TEST split)"}
+                    ax.plot(epochs, ys, style, ms=3, label=names.get(stage, stage))
             if key == "loss":
                 ax.set_yscale("log")  # early epochs can be orders of magnitude above the rest
             ax.set_xlabel("epoch")

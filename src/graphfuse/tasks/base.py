@@ -7,6 +7,8 @@ does is the same for every family and lives here:
 
       {<input name>: Tensor (N, ...), ..., "target": (N,) int64, "id": (N,) int64}
 
+  (a multi-label task's ``target`` is ``(N, K)``: one row per sample).
+
   The named inputs are what the network takes, by keyword: a network declares them in
   ``input_names`` (``ShiftGCN.input_names == ("x",)``, ``x: (N, C, T, V, M)``;
   ``PedGraph.input_names``: ``("pose", "velocity", "image")``, the ones it was built to
@@ -173,6 +175,16 @@ class GraphfuseTask(L.LightningModule):
         return None
 
     @classmethod
+    def network_options(
+        cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Further network constructor arguments derived from the data (e.g. the class names
+        and supercategories a multi-label network groups its classes by), filled into a
+        config by :func:`resolve_output_size` where the network has the argument and the
+        config leaves it at its default. Default: none."""
+        return {}
+
+    @classmethod
     def accepted_output_sizes(
         cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
     ) -> tuple[int, ...]:
@@ -272,7 +284,7 @@ class GraphfuseTask(L.LightningModule):
     # -- steps -------------------------------------------------------------------------------------
     def _shared_step(self, batch: Mapping[str, Tensor], stage: str, batch_idx: int) -> Tensor:
         target, ids = batch[TARGET], batch[ID]
-        n = target.numel()
+        n = int(target.shape[0]) if target.ndim else 1  # samples: (N,) labels or (N, K) multi-label rows
         inputs = self.model_inputs(batch)
         if stage == "train":
             for name, value in inputs.items():
@@ -425,6 +437,25 @@ def _default_of(cls: type, name: str) -> Any:
     return inspect.Parameter.empty if p is None else p.default
 
 
+def _fill_network_options(
+    task_cls: type, net_cls: type, net_init: Any, meta: Mapping[str, Any] | None,
+    data_options: dict[str, Any], task_options: dict[str, Any],
+) -> None:
+    """Set the network arguments of :meth:`GraphfuseTask.network_options` that the network's
+    constructor has and the config leaves at their default."""
+    hook = getattr(task_cls, "network_options", None)
+    if not callable(hook):
+        return
+    for key, value in hook(meta, data_options, **task_options).items():
+        default = _default_of(net_cls, key)
+        if default is inspect.Parameter.empty or _get(net_init, key, default) != default:
+            continue
+        if isinstance(net_init, Mapping):
+            net_init[key] = value  # type: ignore[index]
+        else:
+            setattr(net_init, key, value)
+
+
 def resolve_output_size(
     config: Any, meta: Callable[[], Mapping[str, Any] | None] | Mapping[str, Any] | None
 ) -> int | None:
@@ -444,6 +475,9 @@ def resolve_output_size(
       default, i.e. when the config did not set it (configs write ``num_class`` nowhere:
       the data has it);
     * an error naming the key otherwise (the config contradicts the data).
+
+    Further network arguments the task derives from the data (:meth:`GraphfuseTask.network_options`)
+    are filled in the same pass where the config leaves them at their default.
 
     Returns:
         the network's ``num_class`` after resolution, or None when the config has no task
@@ -472,6 +506,7 @@ def resolve_output_size(
     data_options = _as_dict(_get(data_cfg, "init_args"))
     task_options = {k: v for k, v in _as_dict(task_init).items() if k != "model"}
     meta_value = (meta() if callable(meta) else meta) if task_cls.output_size_needs_meta else None
+    _fill_network_options(task_cls, net_cls, net_init, meta_value, data_options, task_options)
     accepted = task_cls.accepted_output_sizes(meta_value, data_options, **task_options)
     derived = task_cls.output_size(meta_value, data_options, **task_options)
     if derived is None or current in accepted:
