@@ -76,6 +76,11 @@ READERS = [
     "graphfuse.data.intention.jaad",
     "graphfuse.data.intention.poses",
     "graphfuse.data.intention.sequences",
+    "graphfuse.data.multilabel.readers",
+    "graphfuse.data.multilabel.glove",
+    "graphfuse.data.multilabel.prepare",
+    "graphfuse.data.video.splits",
+    "graphfuse.data.video.sampling",
 ]
 
 

@@ -152,6 +152,9 @@ def test_every_shipped_config_parses(capsys):
         assert "num_class:" not in cfg.read_text(), cfg
         if task == "graphfuse.tasks.ActionRecognition":
             assert resolved["model"]["init_args"]["num_class"] is None, cfg
+        elif task == "graphfuse.tasks.multilabel.MultiLabelRecognition":
+            # the number of labels comes from meta.json (no num_class in the config: checked above)
+            assert "image_size" in resolved["data"]["init_args"], cfg
         else:
             from graphfuse.tasks import CrossingIntention
 

@@ -19,6 +19,7 @@ import yaml
 
 from graphfuse.cli import main
 from graphfuse.families import (
+    BUILTIN_FAMILIES,
     Converter,
     Family,
     Option,
@@ -128,13 +129,15 @@ def toy_family(tmp_path, monkeypatch):
 
 def test_builtin_families_are_registered():
     names = [f.name for f in families()]
-    assert names[:2] == ["skeleton_action", "crossing_intention"]
+    assert names[:4] == ["skeleton_action", "crossing_intention", "multilabel", "two_stream"]
     prepare = {p.name: f.name for f in families() for p in f.prepare}
     assert prepare == {"ntu": "skeleton_action", "ntu-official": "skeleton_action", "synthetic-ntu": "skeleton_action",
-                       "pie": "crossing_intention", "jaad": "crossing_intention", "synthetic-pie": "crossing_intention"}
+                       "pie": "crossing_intention", "jaad": "crossing_intention", "synthetic-pie": "crossing_intention",
+                       "coco": "multilabel", "voc2007": "multilabel", "synthetic-coco": "multilabel",
+                       "ucf101": "two_stream", "hmdb51": "two_stream", "synthetic-ucf101": "two_stream"}
     assert {c.name: f.name for f in families() for c in f.converters} == {
-        "shiftgcn": "skeleton_action", "pedgraph": "crossing_intention"}
-    with pytest.raises(KeyError, match="no family 'nope'; registered: skeleton_action, crossing_intention"):
+        "shiftgcn": "skeleton_action", "pedgraph": "crossing_intention", "mlgcn": "multilabel"}
+    with pytest.raises(KeyError, match="no family 'nope'; registered: skeleton_action, crossing_intention, multilabel, two_stream"):
         get_family("nope")
 
 
@@ -164,7 +167,7 @@ def test_a_toy_family_gets_prepare_convert_list_and_info(toy_family, tmp_path, c
     # the usage lists it
     assert main(["--help"]) == 0
     usage = capsys.readouterr().out
-    assert "synthetic-pie | toy   (`graphfuse prepare --help`)" in usage
+    assert "synthetic-ucf101 | toy   (`graphfuse prepare --help`)" in usage
     assert "| toy IN.txt OUT.ckpt [--scale S] | --list" in usage
     # convert, with the converter's own option; the file is the released one (sha256 matches)
     release = tmp_path / "releases" / "toy_v1.txt"
@@ -231,7 +234,7 @@ def test_the_registry_imports_no_torch():
             "[f.prepare for f in fams]; assert 'torch' not in sys.modules, 'torch imported'; print(len(fams))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "2"
+    assert done.stdout.strip() == str(len(BUILTIN_FAMILIES))
 
 
 # -- the released-weights tables -------------------------------------------------------------------------

@@ -24,8 +24,8 @@ import sys
 #: The CPU default of the ``graphfuse`` command: OpenMP threads that have finished their share
 #: of an operation sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``). Beside another
 #: CPU-heavy program, spinning threads steal the cores the other threads wait for: training
-#: was up to 10x slower; on a quiet machine the two differ by a few per cent
-#: (docs/benchmarks.md, "CPU threads"). Set before torch is imported (OpenMP reads it once); a
+#: was 3x slower (up to 10x beside another torch job); on a quiet machine spinning is 5-12%
+#: faster (docs/benchmarks.md, "CPU threads"). Set before torch is imported (OpenMP reads it once); a
 #: value the user exports wins.
 CPU_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 if "torch" not in sys.modules:

@@ -270,11 +270,15 @@ def _restore_config_paths(config: Any, replaced: list[str | None]) -> None:
 _SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
-def _fail(subcommand: str | None, message: str) -> None:
+def _fail(parser: Any, subcommand: str | None, message: str) -> None:
     """A mistake in the user's command line or config: one line on stderr, exit code 2 (no
-    usage text: ``graphfuse <subcommand> --help`` lists the options)."""
+    usage text: ``graphfuse <subcommand> --help`` lists the options). A parser built not to
+    exit (``exit_on_error=False``: the ablation runner validating specs) gets the
+    ``argparse.ArgumentError`` instead."""
     import sys
 
+    if not getattr(parser, "exit_on_error", True):
+        raise argparse.ArgumentError(None, message)
     print(f"graphfuse {subcommand or ''}: error: {message}".replace("graphfuse :", "graphfuse:"), file=sys.stderr)
     raise SystemExit(2)
 
@@ -331,12 +335,12 @@ class GraphfuseCLI(LightningCLI):
         sub = next((a for a in argv_list if a in _SUBCOMMANDS), None)
         missing = missing_config_files(argv_list)
         if missing:
-            _fail(sub, f"config file not found: {missing[0]}")
+            _fail(parser, sub, f"config file not found: {missing[0]}")
         paths = config_paths(argv_list)
         for path in paths:  # a loop over the few configs (each with its _base_ chain)
             problem = config_file_problem(path)
             if problem:
-                _fail(sub, problem)
+                _fail(parser, sub, problem)
         # A base-plus-delta config (top-level `_base_`) reaches jsonargparse resolved, as YAML
         # text in place of its path; the user's path is put back into `config` after parsing,
         # so the default run name is that of the file the user named (runs/<its path>/...).
@@ -363,7 +367,7 @@ class GraphfuseCLI(LightningCLI):
             # One line naming the key and the closest valid one (graphfuse.parse_errors).
             subparser = getattr(getattr(parser, "_subcommands_action", None), "choices", {}).get(sub, parser)
             message = condense(str(exc), _option_keys(subparser))
-            _fail(sub, f"{', '.join(paths)}: {message}" if paths else message)
+            _fail(parser, sub, f"{', '.join(paths)}: {message}" if paths else message)
         finally:
             for p, e in zip(parsers, exits):
                 p.exit_on_error = e

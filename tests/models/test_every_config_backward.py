@@ -15,6 +15,7 @@ skeleton attributes ``in_channels`` / ``num_point`` / ``num_person`` (as
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import warnings
@@ -35,6 +36,8 @@ BATCH, FRAMES = 2, 8
 #: Image crops of the PedGraph image branch, smaller than PedGraph+'s 192x64 (the branch pools
 #: globally, so any size tests the same parameters).
 IMAGE_SIZE = (32, 16)
+#: Image side of the image networks (ML-GCN, two-stream towers): their heads pool globally.
+IMAGE_TEST_SIZE = 64
 #: Output size supplied when a config (written for prepared data that is absent here) leaves
 #: the network's ``num_class`` to the data and the build needs one.
 FALLBACK_NUM_CLASS = 10
@@ -58,7 +61,7 @@ class Dead:
 ALLOWED_DEAD = [
     Dead(
         r"(^|\.)tcn1\.shift_(in|out)\.xpos$",
-        lambda net: isinstance(net, ShiftGCN) and net.shift_grad == "official",
+        lambda net: any(isinstance(m, ShiftGCN) and m.shift_grad == "official" for m in net.modules()),
         "Shift-GCN's temporal shift moves along T by ypos only; the official CUDA extension returns "
         "grad_xpos = 0 (shift_grad='official' reproduces it; 'autograd' trains xpos): 2 per unit, "
         "20 in the 10-unit network",
@@ -102,6 +105,9 @@ def example_inputs(net: nn.Module, seed: int = 0) -> tuple[torch.Tensor | None, 
     if hasattr(net, "example_inputs"):
         if isinstance(net, PedGraph):
             return net.example_inputs(BATCH, FRAMES, image_size=IMAGE_SIZE, seed=seed)
+        if "image_size" in inspect.signature(net.example_inputs).parameters:
+            # image networks pool globally: a small image exercises every parameter
+            return tuple(net.example_inputs(BATCH, FRAMES, image_size=IMAGE_TEST_SIZE))
         return tuple(net.example_inputs(BATCH, FRAMES))
     shape = [getattr(net, a, None) for a in ("in_channels", "num_point", "num_person")]
     if None in shape:

@@ -320,6 +320,10 @@ def _kind(meta: dict) -> str:
         return "intention"
     if meta.get("dataset") == "ntu" or meta.get("layout") == "N C T V M":
         return "ntu"
+    if meta.get("format") in ("graphfuse-multilabel", "graphfuse-video"):
+        raise ValueError(f"a {meta['format']} folder holds JPEG images and integer labels, checked when it was "
+                         "prepared (meta.json 'value_check'); graphfuse check scans the float arrays of "
+                         "skeleton and crossing-intention folders only")
     raise ValueError("meta.json describes neither an NTU skeleton folder nor a crossing-intention "
                      "folder; nothing to check")
 
@@ -339,7 +343,10 @@ def check_prepared(data_dir: str | os.PathLike,
     if not isinstance(meta, dict) or not isinstance(meta.get("splits"), dict):
         raise ValueError(f"{meta_path}: expected an object with 'splits'")
     bounds = resolve_bounds(bounds)
-    kind = _kind(meta)
+    try:
+        kind = _kind(meta)
+    except ValueError as exc:
+        raise ValueError(f"{meta_path}: {exc}") from None
     checks = NTU_CHECKS[1:] if kind == "ntu" else INTENTION_CHECKS[1:]
     used = {k: v for k, v in bounds.items() if (k == "joint_m") == (kind == "ntu")}  # recorded
     try:

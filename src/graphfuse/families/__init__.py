@@ -53,6 +53,8 @@ __all__ = [
 BUILTIN_FAMILIES: tuple[str, ...] = (
     "graphfuse.families.skeleton_action",
     "graphfuse.families.crossing_intention",
+    "graphfuse.families.multilabel",
+    "graphfuse.families.two_stream",
 )
 
 #: Help of the ``--bound NAME=LO:HI`` option of ``prepare`` commands and ``graphfuse check``.
