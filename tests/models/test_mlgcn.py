@@ -222,3 +222,19 @@ def test_backbone_weights_come_from_a_local_file_only(tmp_path: Path) -> None:
         ResNetBaseline(backbone="resnet18", backbone_weights=str(tmp_path / "partial.pth"))
     with pytest.raises(ValueError, match="torchvision ResNet"):
         MLGCN(backbone="vgg16")
+
+
+def test_channels_last_trunk_gives_the_same_logits():
+    """The GPU channels-last path (``channels_last_on_gpu``) changes the memory format only: on
+    CPU the same conversion gives the same logits as NCHW up to rounding."""
+    from graphfuse.models.mlgcn import MLGCN
+
+    torch.manual_seed(0)
+    net = MLGCN(num_class=6, backbone="resnet18", in_channel=8, hidden=16, image_size=64).eval()
+    (x,) = net.example_inputs(2)
+    with torch.no_grad():
+        ref = net(x)
+        out = net(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    assert net.channels_last_on_gpu and not MLGCN(num_class=6, backbone="resnet18", in_channel=8, hidden=16,
+                                                     channels_last_on_gpu=False).channels_last_on_gpu
