@@ -4,20 +4,28 @@ co-occurrence structure as documented, and labels that only the pixels reveal.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from graphfuse.data.multilabel.readers import read_coco_instances
 from graphfuse.data.synthetic.coco import (
     CLASSES,
+    DEFAULT_NUM_TRAIN,
+    DEFAULT_NUM_VAL,
     NEVER,
     STYLES,
     TOGETHER,
     generate_synthetic_coco,
     prepare_synthetic_coco,
     sample_image_labels,
+    sample_split_labels,
+    synthetic_label_matrix,
 )
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "configs" / "synthetic-coco" / "mlgcn" / "quickstart.yaml"
 
 
 def test_styles_are_distinct_and_ambiguous_alone():
@@ -66,6 +74,41 @@ def test_coco_schema_and_read_back(tmp_path):
         assert {lab.class_names[k] for k in np.flatnonzero(row)} == {name_of[c] for c in by_image[im["id"]]}
     for a, b in NEVER:
         assert not (lab.labels[:, lab.class_names.index(a)] & lab.labels[:, lab.class_names.index(b)]).any()
+    # the labels can be computed without drawing (same streams), in ML-GCN's (alphabetical) order
+    expected = synthetic_label_matrix("train", 40, seed=1)
+    order = sorted(lab.class_names)
+    assert np.array_equal(expected, lab.labels[:, [lab.class_names.index(n) for n in order]])
+    assert (expected.sum(0) >= 2).all()  # min(8, 40 // 20) positives of every class
+
+
+@pytest.mark.parametrize("n,min_positives", [(20, 8), (45, 8), (200, 8), (200, 3), (300, 0)])
+def test_every_class_has_positives_by_construction(n, min_positives):
+    draws = sample_split_labels(n, np.random.default_rng(n + min_positives), min_positives)
+    assert len(draws) == n
+    counts = np.asarray([sum(name in set(d) for d in draws) for name, _, _ in CLASSES])
+    assert counts.min() >= min(min_positives, n // 20), counts
+    for a, b in NEVER:  # the conditioned draws follow the same rules
+        assert not any(a in d and b in d for d in draws)
+    with pytest.raises(ValueError):
+        sample_split_labels(-1, np.random.default_rng(0))
+
+
+def test_quickstart_splits_have_every_class():
+    """The quickstart's data (generator defaults) has positives of every class in train, in the
+    hold-out the datamodule carves from it (the config's val_fraction, val_seed 0) and in test;
+    the generator guarantees >= 8 per generated split, the hold-out is checked here."""
+    from graphfuse.data.multilabel.datamodule import multilabel_holdout
+
+    data = yaml.safe_load(QUICKSTART.read_text())["data"]["init_args"]
+    assert data["synthetic"] and not data.get("synthetic_options")  # the defaults below
+    train = synthetic_label_matrix("train", DEFAULT_NUM_TRAIN)
+    test = synthetic_label_matrix("val", DEFAULT_NUM_VAL)
+    fit_rows, val_rows = multilabel_holdout(train, float(data["val_fraction"]), int(data.get("val_seed", 0)))
+    for part in (train[fit_rows], train[val_rows], test):
+        assert (part.sum(0) >= 5).all(), part.sum(0)
+    assert len(val_rows) >= 100 and len(test) >= 350
+    # chance mAP (mean class frequency of test), as docs/models_mlgcn.md states it
+    assert abs(100 * test.mean(0).mean() - 14.3) < 0.05
 
 
 @pytest.mark.slow

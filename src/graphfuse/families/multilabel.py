@@ -59,8 +59,14 @@ def _voc_arguments(p: argparse.ArgumentParser) -> None:
 
 def _synthetic_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output directory (raw COCO-format files go to OUT/raw)")
-    p.add_argument("--num-train", type=int, default=160, help="training images (default 160)")
-    p.add_argument("--num-val", type=int, default=80, help="val images, the test split (default 80)")
+    from graphfuse.data.synthetic.coco import DEFAULT_MIN_POSITIVES, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL  # numpy only
+
+    p.add_argument("--num-train", type=int, default=DEFAULT_NUM_TRAIN,
+                   help=f"training images (default {DEFAULT_NUM_TRAIN})")
+    p.add_argument("--num-val", type=int, default=DEFAULT_NUM_VAL,
+                   help=f"val images, the test split (default {DEFAULT_NUM_VAL})")
+    p.add_argument("--min-positives", type=int, default=DEFAULT_MIN_POSITIVES,
+                   help=f"fewest images of every class per split (default {DEFAULT_MIN_POSITIVES})")
     p.add_argument("--size", type=int, default=96, help="image side in pixels (default 96)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--class-order", default="mlgcn", choices=["mlgcn", "coco"])
@@ -89,7 +95,7 @@ def _run_synthetic(args: argparse.Namespace) -> None:
 
     print_prepared(prepare_synthetic_coco(
         args.out, num_train=args.num_train, num_val=args.num_val, size=args.size, seed=args.seed,
-        class_order=args.class_order, overwrite=args.overwrite), args.out)
+        min_positives=args.min_positives, class_order=args.class_order, overwrite=args.overwrite), args.out)
 
 
 def print_prepared(meta: dict, out: str) -> None:

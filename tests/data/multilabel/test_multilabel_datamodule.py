@@ -101,7 +101,13 @@ def test_missing_data_error_names_the_command(tmp_path, folder, command):
 
 
 def test_synthetic_true_generates(tmp_path):
-    dm = MultiLabelDataModule(str(tmp_path / "synthetic-coco"), synthetic=True, image_size=32)
+    # small sizes keep the test fast; the defaults (800 / 400 images) are the generator's
+    dm = MultiLabelDataModule(str(tmp_path / "synthetic-coco"), synthetic=True, image_size=32,
+                              synthetic_options={"num_train": 120, "num_val": 40, "size": 48})
     assert dm.num_class == 20
     assert dm.meta["dataset"] == "synthetic-coco" and dm.meta["splits"]["train"] > 100
     assert dm.synthetic_meta()["class_names"] == dm.class_names
+    labels = np.load(tmp_path / "synthetic-coco" / "test_labels.npy")
+    assert labels.shape[0] <= 40 and (labels.sum(0) >= 2).all()  # min(8, 40 // 20) positives per class
+    with pytest.raises(ValueError, match="synthetic_options: unknown key"):
+        MultiLabelDataModule(str(tmp_path / "other"), synthetic=True, synthetic_options={"n_train": 5})

@@ -29,10 +29,13 @@ from torch.utils.data import DataLoader
 from graphfuse.data.base import PreparedDataModule
 from graphfuse.data.multilabel.dataset import MultiLabelImageDataset
 from graphfuse.data.multilabel.prepare import load_multilabel_meta
-from graphfuse.data.samplers import stratified_holdout
 from graphfuse.data.multilabel.transforms import MLGCN_SCALES, ImageTransform, build_transform
+from graphfuse.data.samplers import stratified_holdout
 
-__all__ = ["MultiLabelDataModule", "multilabel_holdout", "multilabel_prepare_command"]
+__all__ = ["SYNTHETIC_OPTIONS", "MultiLabelDataModule", "multilabel_holdout", "multilabel_prepare_command"]
+
+#: The keys ``synthetic_options`` may set (keyword arguments of ``prepare_synthetic_coco``).
+SYNTHETIC_OPTIONS = ("num_train", "num_val", "size", "seed", "min_positives")
 
 
 def multilabel_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +103,9 @@ class MultiLabelDataModule(PreparedDataModule):
         pin_memory: DataLoader ``pin_memory`` (on GPU).
         synthetic: when ``meta.json`` is missing, generate the synthetic COCO-format data there
             (:func:`graphfuse.data.synthetic.coco.prepare_synthetic_coco`).
+        synthetic_options: integer options of that generation (``num_train``, ``num_val``,
+            ``size``, ``seed``, ``min_positives``); None = the generator's defaults (800 / 400
+            images of 96 px, seed 0, every class with >= 8 positives per split).
     """
 
     data_kind = "prepared multi-label data"
@@ -128,6 +134,7 @@ class MultiLabelDataModule(PreparedDataModule):
         drop_last: bool = False,
         pin_memory: bool = False,
         synthetic: bool = False,
+        synthetic_options: dict[str, int] | None = None,
     ) -> None:
         super().__init__(data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
                          seed=seed, drop_last=drop_last, pin_memory=pin_memory, synthetic=synthetic)
@@ -137,6 +144,9 @@ class MultiLabelDataModule(PreparedDataModule):
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if val_seed < 0 or train_eval_subset < 0:
             raise ValueError("val_seed and train_eval_subset must be >= 0")
+        unknown = sorted(set(synthetic_options or {}) - set(SYNTHETIC_OPTIONS))
+        if unknown:
+            raise ValueError(f"synthetic_options: unknown key(s) {unknown}; valid: {list(SYNTHETIC_OPTIONS)}")
         if train_transform not in ("mlgcn", "resize"):
             raise ValueError(f"train_transform must be 'mlgcn' or 'resize', got {train_transform!r}")
         self.save_hyperparameters()
@@ -151,6 +161,7 @@ class MultiLabelDataModule(PreparedDataModule):
         self.train_transform = build_transform(train_transform, self.image_size, flip=flip, **self.crop_options)
         self.test_transform = build_transform("test", self.image_size)
         self.prepare_command = multilabel_prepare_command(str(data_dir))
+        self.synthetic_options = {k: int(v) for k, v in (synthetic_options or {}).items()}
         self._holdout: tuple[np.ndarray, np.ndarray] | None = None
         self._train_eval: MultiLabelImageDataset | None = None
 
@@ -160,10 +171,11 @@ class MultiLabelDataModule(PreparedDataModule):
         return load_multilabel_meta(self.data_dir)
 
     def generate_synthetic(self) -> None:
-        """The synthetic COCO-format dataset (:func:`graphfuse.data.synthetic.coco.prepare_synthetic_coco`)."""
+        """The synthetic COCO-format dataset (:func:`graphfuse.data.synthetic.coco.prepare_synthetic_coco`)
+        with ``synthetic_options`` (the generator's defaults where not given)."""
         from graphfuse.data.synthetic.coco import prepare_synthetic_coco  # lazy: only when asked
 
-        prepare_synthetic_coco(self.data_dir)
+        prepare_synthetic_coco(self.data_dir, **self.synthetic_options)
 
     def synthetic_meta(self) -> dict[str, Any]:
         """What ``meta.json`` of the data ``synthetic: true`` would generate says about classes,

@@ -32,9 +32,22 @@ Design (hard enough that a broken pipeline shows):
   A class appears twice in an image with probability 0.2 (two annotations, one label).
 * **Images without annotations** (probability 0.05: background and distractors only) are
   listed in ``images`` with no annotation; the reader drops and counts them, as for COCO.
+* **Every class has positives in every split, by construction.** Of the ``n`` images of a
+  split, ``k = min(min_positives, n // 20)`` per class are drawn *conditioned on holding that
+  class* (rejection sampling of the rules above, so such an image is an ordinary image that
+  happens to hold the class), the others unconditioned, and the order is shuffled. So every
+  class has at least ``k`` positives in ``train2017`` and in ``val2017`` (at least one as soon
+  as ``n >= 20``); without it a small test split can lack a class (its AP is undefined and
+  ``classes_without_positives`` counts it). The defaults (:data:`DEFAULT_NUM_TRAIN`,
+  :data:`DEFAULT_NUM_VAL`, :data:`DEFAULT_MIN_POSITIVES`) give every class at least 8
+  positives per split; the conditioned draws raise the rarest classes' frequency a little
+  (see ``docs/data_multilabel.md`` for the measured frequencies and the chance mAP).
 
-Everything is a function of ``seed`` (``numpy.random.default_rng``); the GloVe vectors are
-fixed (their own seed), so every synthetic dataset shares them.
+The labels of a split are drawn first from their own generator
+(``numpy.random.default_rng([seed, split, 0])``; :func:`sample_split_labels`), the pixels
+from another (``[seed, split, 1]``), so the labels of a dataset can be computed without
+drawing it. Everything is a function of ``seed``; the GloVe vectors are fixed (their own
+seed), so every synthetic dataset shares them.
 """
 
 from __future__ import annotations
@@ -51,6 +64,9 @@ from graphfuse.io import write_json, write_text
 
 __all__ = [
     "CLASSES",
+    "DEFAULT_MIN_POSITIVES",
+    "DEFAULT_NUM_TRAIN",
+    "DEFAULT_NUM_VAL",
     "GLOVE_FILE",
     "NEVER",
     "SCENES",
@@ -59,6 +75,8 @@ __all__ = [
     "generate_synthetic_coco",
     "prepare_synthetic_coco",
     "sample_image_labels",
+    "sample_split_labels",
+    "synthetic_label_matrix",
 ]
 
 #: (name, supercategory, COCO category id) of the 20 classes, in COCO id order.
@@ -101,6 +119,15 @@ GLOVE_FILE = "glove.synthetic.300d.txt"
 GLOVE_DIM = 300
 _GLOVE_SEED = 20190616  # fixed: every synthetic dataset shares the same vectors
 _EXTRA_WORDS = ("the", "a", "street", "harbour", "farm", "home", "kitchen", "table", "road", "water")
+#: Default images of ``train2017`` (the training split and, less the hold-out, model selection's
+#: val) and of ``val2017`` (the test split): enough that a ResNet-18 from random weights learns the
+#: classes in the CPU quickstart, and that every class has positives in the hold-out too.
+DEFAULT_NUM_TRAIN = 800
+DEFAULT_NUM_VAL = 400
+#: Default minimum positives of every class in every split (module docstring).
+DEFAULT_MIN_POSITIVES = 8
+_SPLITS = ("train", "val")
+_MAX_TRIES = 100_000  # rejection sampling: the rarest class is in about 7 % of the images
 
 
 def sample_image_labels(rng: np.random.Generator) -> list[str]:
@@ -130,6 +157,53 @@ def sample_image_labels(rng: np.random.Generator) -> list[str]:
         if rng.random() < P_TWICE:
             out.append(name)
     return [out[i] for i in rng.permutation(len(out))]
+
+
+def sample_split_labels(n: int, rng: np.random.Generator, min_positives: int = DEFAULT_MIN_POSITIVES) -> list[list[str]]:
+    """The labels (:func:`sample_image_labels`) of the ``n`` images of one split, in image order.
+
+    ``k = min(min_positives, n // 20)`` images per class are drawn conditioned on holding the
+    class (redrawn until they do), the remaining ``n - 20 k`` unconditioned, then the order is
+    shuffled: every class has at least ``k`` positives (module docstring).
+    """
+    if n < 0 or min_positives < 0:
+        raise ValueError(f"n and min_positives must be >= 0, got {n}, {min_positives}")
+    k = min(int(min_positives), n // len(_NAMES))
+    draws: list[list[str]] = []
+    for name in _NAMES:  # a loop over classes x k conditioned images (label lists, not pixels)
+        for _ in range(k):
+            for _ in range(_MAX_TRIES):
+                labels = sample_image_labels(rng)
+                if name in labels:
+                    break
+            else:  # pragma: no cover - every class has a positive probability
+                raise RuntimeError(f"no image holding {name!r} in {_MAX_TRIES} draws")
+            draws.append(labels)
+    draws.extend(sample_image_labels(rng) for _ in range(n - len(draws)))
+    return [draws[i] for i in rng.permutation(n)]
+
+
+def _split_rng(seed: int, split: str, stream: int) -> np.random.Generator:
+    """Stream 0: the labels of ``split``; stream 1: its pixels."""
+    return np.random.default_rng([int(seed), _SPLITS.index(split), stream])
+
+
+def synthetic_label_matrix(
+    split: str,
+    num_images: int,
+    seed: int = 0,
+    min_positives: int = DEFAULT_MIN_POSITIVES,
+) -> np.ndarray:
+    """The ``(n, 20)`` 0/1 int64 label matrix that preparing the generated ``split`` (``'train'``
+    or ``'val'``) gives, without drawing any image: images without annotations dropped (as the
+    reader does), columns in ML-GCN's order (alphabetical names). For checks and docs, e.g.
+    that the hold-out of the quickstart has every class."""
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
+    draws = sample_split_labels(num_images, _split_rng(seed, split, 0), min_positives)
+    order = sorted(_NAMES)
+    rows = [[int(name in set(d)) for name in order] for d in draws if d]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, len(order))
 
 
 def _shape_polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
@@ -225,12 +299,16 @@ def _write_glove(path: Path) -> None:
 
 def generate_synthetic_coco(
     root: str | os.PathLike,
-    num_train: int = 160,
-    num_val: int = 80,
+    num_train: int = DEFAULT_NUM_TRAIN,
+    num_val: int = DEFAULT_NUM_VAL,
     size: int = 96,
     seed: int = 0,
+    min_positives: int = DEFAULT_MIN_POSITIVES,
 ) -> dict[str, Path]:
     """Write the synthetic dataset in COCO's layout under ``root`` (module docstring).
+
+    ``min_positives``: every class gets at least ``min(min_positives, n // 20)`` positives in
+    each split of ``n`` images (:func:`sample_split_labels`).
 
     Returns the paths written: ``{"train_json", "val_json", "train_images", "val_images", "glove"}``.
     """
@@ -238,8 +316,9 @@ def generate_synthetic_coco(
         raise ValueError(f"num_train and num_val must be >= 1, got {num_train}, {num_val}")
     if size < 32:
         raise ValueError(f"size must be >= 32 px, got {size}")
+    if min_positives < 0:
+        raise ValueError(f"min_positives must be >= 0, got {min_positives}")
     root = Path(root)
-    rng = np.random.default_rng(seed)
     categories = [{"supercategory": sc, "id": cid, "name": name} for name, sc, cid in CLASSES]
     cat_id = {name: cid for name, _, cid in CLASSES}
     out: dict[str, Path] = {}
@@ -250,10 +329,11 @@ def generate_synthetic_coco(
             shutil.rmtree(img_dir)  # a fresh generation: no stale images of another seed
         img_dir.mkdir(parents=True)
         images, annotations = [], []
-        for k in range(n):  # a loop over the images (files)
+        label_lists = sample_split_labels(n, _split_rng(seed, split, 0), min_positives)
+        rng = _split_rng(seed, split, 1)
+        for k, names in enumerate(label_lists):  # a loop over the images (files)
             image_id = first_id + k
             file_name = f"{image_id:012d}.jpg"
-            names = sample_image_labels(rng)
             img, objects = _draw_image(rng, names, size)
             img.save(img_dir / file_name, format="JPEG", quality=90)
             images.append({"license": 4, "file_name": file_name, "height": size, "width": size,
@@ -266,7 +346,7 @@ def generate_synthetic_coco(
         doc = {
             "info": {"description": "graphfuse synthetic COCO-format dataset", "version": "1.0", "year": 2017,
                      "contributor": "graphfuse", "date_created": "2019/06/16",
-                     "seed": seed, "size": size},
+                     "seed": seed, "size": size, "min_positives": min_positives},
             "licenses": [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": 4, "name": "Attribution License"}],
             "images": images,
             "annotations": annotations,
@@ -285,10 +365,11 @@ def generate_synthetic_coco(
 def prepare_synthetic_coco(
     out: str | os.PathLike,
     *,
-    num_train: int = 160,
-    num_val: int = 80,
+    num_train: int = DEFAULT_NUM_TRAIN,
+    num_val: int = DEFAULT_NUM_VAL,
     size: int = 96,
     seed: int = 0,
+    min_positives: int = DEFAULT_MIN_POSITIVES,
     class_order: str = "mlgcn",
     overwrite: bool = False,
 ) -> dict[str, Any]:
@@ -302,7 +383,8 @@ def prepare_synthetic_coco(
     if (out / "meta.json").exists() and not overwrite:
         raise FileExistsError(f"{out} already holds prepared data (meta.json); pass --overwrite to replace it")
     raw = out / "raw"
-    paths = generate_synthetic_coco(raw, num_train=num_train, num_val=num_val, size=size, seed=seed)
+    paths = generate_synthetic_coco(raw, num_train=num_train, num_val=num_val, size=size, seed=seed,
+                                    min_positives=min_positives)
     meta = prepare_coco(raw, out, year=2017, class_order=class_order, glove=paths["glove"],  # type: ignore[arg-type]
                         verify="decode", overwrite=overwrite, dataset="synthetic-coco")
     return meta
