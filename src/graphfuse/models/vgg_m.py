@@ -41,6 +41,10 @@ Sizes at 224 x 224: conv1 109, pool1 54, conv2 26, pool2 13, conv3-5 13, pool5 6
   feichtenhofer/twostreamfusion) drops ``norm2`` "as in Simonyan et al. NIPS'14":
   ``VGGM(lrn2=False)``.
 
+* **Random initialisation** (no ImageNet weights): He et al.'s ``N(0, 2 / fan_in)`` for every
+  conv and fc layer, biases 0 (:meth:`VGGM.reset_parameters`; PyTorch's layer defaults make a
+  random VGG-M's logits constant).
+
 The parameter count of :class:`VGGM` with 1000 classes is 92,469,864; with 101 classes
 90,627,813 (tested against a count written out layer by layer).
 
@@ -146,6 +150,28 @@ class VGGM(nn.Sequential):
         super().__init__(OrderedDict(layers))
         self.num_class = int(num_class)
         self.in_channels = int(in_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Random initialisation for training from scratch: He et al.'s (ICCV 2015) normal init
+        ``N(0, 2 / fan_in)`` for every convolution and fully connected layer, biases 0.
+
+        Why not PyTorch's layer defaults: ``kaiming_uniform_(a=sqrt(5))`` has variance
+        ``1 / (3 fan_in)``, so each conv + ReLU stage keeps about 1/6 of the signal's second
+        moment; after VGG-M's eight layers (and two LRNs) the logits of a random network are
+        constant to ~1e-3 and the gradients of conv1..conv5 ~1e-4, so a small VGG-M trained from
+        scratch stays at chance (the two-stream quickstart did: loss ln K at every epoch). The
+        ``N(0, 2 / fan_in)`` variance keeps the activations' scale through the ReLUs; the LRNs
+        (``k = 2``) then only divide by about ``2 ** 0.75``. MatConvNet's ImageNet examples
+        (``cnn_imagenet_init.m``) offer ``'gaussian'`` (``0.01 randn``, its default, used with
+        batch normalisation) and ``'xavierimproved'`` (He et al.: ``randn * sqrt(2 / (h w C_out))``);
+        this is He et al.'s forward-preserving (``fan_in``) form of the latter. The released
+        ImageNet weights (:func:`load_matconvnet_vgg_m`) replace all of this.
+        """
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
 
 # ------------------------------------------------------------------------------------------
