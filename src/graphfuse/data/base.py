@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,7 +36,14 @@ from torch.utils.data import DataLoader, Dataset
 from graphfuse.data.checks import require_checked
 from graphfuse.data.samplers import EpochSeededSampler, NoSingletonBatchSampler
 
-__all__ = ["PreparedDataModule", "STAGE_ALIASES"]
+__all__ = ["STAGE_ALIASES", "PreparedDataModule", "path_words"]
+
+def path_words(data_dir: str | os.PathLike) -> set[str]:
+    """The lower-case words of a folder's path (``data/jaad-all-obs32`` -> ``{data, jaad, all,
+    obs32}``): how a datamodule guesses which ``graphfuse prepare`` command its missing folder
+    needs."""
+    return {w for part in Path(str(data_dir)).parts for w in re.split(r"[^a-z0-9]+", part.lower()) if w}
+
 
 #: Stage names accepted by :meth:`PreparedDataModule.dataset` -> dataset key.
 STAGE_ALIASES: dict[str, str] = {

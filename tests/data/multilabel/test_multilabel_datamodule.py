@@ -93,7 +93,8 @@ def test_holdout_hand_worked():
     ("data/coco2014", "graphfuse prepare coco --root"),
     ("data/voc2007", "graphfuse prepare voc2007 --root"),
 ])
-def test_missing_data_error_names_the_command(tmp_path, folder, command):
+def test_missing_data_error_names_the_command(tmp_path, monkeypatch, folder, command):
+    monkeypatch.chdir(tmp_path)  # the relative folder must not exist (a developer's checkout may hold it)
     assert "{data_dir}" in multilabel_prepare_command(folder)
     with pytest.raises(FileNotFoundError) as err:
         MultiLabelDataModule(folder).prepare_data()

@@ -25,13 +25,11 @@ split (selection on test; set by ``graphfuse fit --protocol official`` and label
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from graphfuse.data.base import PreparedDataModule
+from graphfuse.data.base import PreparedDataModule, path_words
 from graphfuse.data.intention.dataset import IntentionDataset, collate_intention, load_intention_meta
 from graphfuse.data.samplers import BalancedEpochSampler, EpochSeededSampler, NoSingletonBatchSampler
 
@@ -45,7 +43,7 @@ def intention_prepare_command(data_dir: str, *, use_image: bool = False) -> str:
     the word ``pie`` or ``jaad``, e.g. ``data/jaad-all-obs32``; ``synthetic-pie`` for
     ``synthetic`` + ``pie``; ``pie|jaad`` when neither or both), and ``--images`` when the
     model uses the image crops."""
-    words = {w for part in Path(str(data_dir)).parts for w in re.split(r"[^a-z0-9]+", part.lower())}
+    words = path_words(data_dir)
     found = [name for name in ("pie", "jaad") if name in words]
     if found == ["pie"] and "synthetic" in words:
         return "graphfuse prepare synthetic-pie --out {data_dir}"

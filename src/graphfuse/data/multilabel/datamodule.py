@@ -18,7 +18,6 @@ Batches::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from torch.utils.data import DataLoader
 
-from graphfuse.data.base import PreparedDataModule
+from graphfuse.data.base import PreparedDataModule, path_words
 from graphfuse.data.multilabel.dataset import MultiLabelImageDataset
 from graphfuse.data.multilabel.prepare import load_multilabel_meta
 from graphfuse.data.multilabel.transforms import MLGCN_SCALES, ImageTransform, build_transform
@@ -70,7 +69,7 @@ def multilabel_prepare_command(data_dir: str) -> str:
     """The command that prepares ``data_dir`` (a ``{data_dir}`` template), from the words of its
     path: ``synthetic`` -> ``graphfuse prepare synthetic-coco``, ``voc`` -> ``voc2007``,
     otherwise ``coco``."""
-    words = {w for part in Path(str(data_dir)).parts for w in re.split(r"[^a-z0-9]+", part.lower())}
+    words = path_words(data_dir)
     if "synthetic" in words:
         return "graphfuse prepare synthetic-coco --out {data_dir}"
     if words & {"voc", "voc2007", "pascal"}:
