@@ -320,8 +320,9 @@ def _kind(meta: dict) -> str:
         return "intention"
     if meta.get("dataset") == "ntu" or meta.get("layout") == "N C T V M":
         return "ntu"
-    if meta.get("format") in ("graphfuse-multilabel", "graphfuse-video"):
-        raise ValueError(f"a {meta['format']} folder holds JPEG images and integer labels, checked when it was "
+    if meta.get("format") in ("graphfuse-multilabel", "graphfuse-video", "graphfuse-gait"):
+        held = "uint8 silhouette frames" if meta["format"] == "graphfuse-gait" else "JPEG images and integer labels"
+        raise ValueError(f"a {meta['format']} folder holds {held}, checked when it was "
                          "prepared (meta.json 'value_check'); graphfuse check scans the float arrays of "
                          "skeleton and crossing-intention folders only")
     raise ValueError("meta.json describes neither an NTU skeleton folder nor a crossing-intention "
