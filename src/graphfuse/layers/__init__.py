@@ -10,6 +10,8 @@ from .excitation import (
 )
 from .decoupling_gcn import DecouplingGCN
 from .fusion import CrossAttention, GatedFusion, NodeExpansion, VelocityEncoder
+from .part_pooling import HorizontalPoolingPyramid, SeparateFCs
+from .set_pooling import FrameBlock, SetPooling, set_max
 from .shift import (
     NaiveShift,
     Shift,
@@ -30,6 +32,11 @@ __all__ = [
     "NodeExpansion",
     "TemporalTransformer",
     "VelocityEncoder",
+    "FrameBlock",
+    "HorizontalPoolingPyramid",
+    "SeparateFCs",
+    "SetPooling",
+    "set_max",
     "ActionExcitation",
     "ChannelExcitation",
     "MotionExcitation",
