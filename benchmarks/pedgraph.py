@@ -17,7 +17,11 @@ data (``graphfuse.info.observed_frames``: the prepared ``meta.json``, 16 for the
 quickstart), 32 (the PedGraph+ recipe) when the data is not prepared, ``--frames`` to
 override. Parameters are counted too. Run::
 
-    python benchmarks/pedgraph.py [--configs CFG ...] [--threads 2] [--repeats 50]
+    python benchmarks/pedgraph.py [--configs CFG ...] [--threads 2] [--repeats 50] [--compile]
+
+``--compile`` adds a row per config timed through ``torch.compile`` (inductor) with
+``freezing`` (eval-mode weights as constants: BatchNorm folded into the convolutions, weights
+pre-packed for oneDNN), under ``no_grad``.
 
 and copy the table into ``docs/benchmarks.md`` with the machine it came from.
 """
@@ -44,7 +48,7 @@ def default_configs() -> list[Path]:
 
 
 def time_config(path: Path, threads: int, repeats: int, warmup: int, steps: int,
-                frames: int | None) -> dict:
+                frames: int | None, compile: bool = False) -> dict:
     from graphfuse.info import build_model, network_of, observed_frames
 
     with warnings.catch_warnings():
@@ -60,18 +64,28 @@ def time_config(path: Path, threads: int, repeats: int, warmup: int, steps: int,
     one = net.example_inputs(1, t)
     many = net.example_inputs(64, t)
     lat = []
-    with torch.inference_mode():
+    fn = net
+    if compile:
+        # Inductor with freezing: eval-mode weights become constants, BatchNorm folds into the
+        # convolutions and the convolution weights are pre-packed for oneDNN (inference only).
+        torch._dynamo.reset()
+        with torch._inductor.config.patch(freezing=True), torch.no_grad():
+            fn = torch.compile(net, dynamic=False)  # one graph per batch size
+            fn(*one)
+            fn(*many)
+    # inference_mode tensors cannot enter a compiled graph's frozen constants: no_grad there.
+    with torch.no_grad() if compile else torch.inference_mode():
         for _ in range(warmup):
-            net(*one)
+            fn(*one)
         for _ in range(repeats):
             t0 = time.perf_counter()
-            net(*one)
+            fn(*one)
             lat.append(time.perf_counter() - t0)
-        net(*many)
+        fn(*many)
         best = float("inf")
         for _ in range(steps):
             t0 = time.perf_counter()
-            net(*many)
+            fn(*many)
             best = min(best, time.perf_counter() - t0)
     return {"config": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
             "frames": t, "params": params, "latency_ms": 1000 * statistics.median(lat),
@@ -86,15 +100,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--frames", type=int, default=None, help="override the observation length")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time torch.compile (inductor, freezing: BatchNorm folded, weights pre-packed)")
     args = ap.parse_args(argv)
     configs = args.configs or default_configs()
     print(f"torch {torch.__version__}, {args.threads} threads, eval mode, inference_mode\n")
-    print("| config | T | params | batch-1 latency (ms) | batch-64 samples/s |")
-    print("|---|---:|---:|---:|---:|")
+    print("| config | T | params | mode | batch-1 latency (ms) | batch-64 samples/s |")
+    print("|---|---:|---:|---|---:|---:|")
     for c in configs:
-        r = time_config(c, args.threads, args.repeats, args.warmup, args.steps, args.frames)
-        print(f"| {r['config']} | {r['frames']} | {r['params']:,} | {r['latency_ms']:.2f} | "
-              f"{r['throughput']:.0f} |", flush=True)
+        for compiled in (False, True) if args.compile else (False,):
+            r = time_config(c, args.threads, args.repeats, args.warmup, args.steps, args.frames, compiled)
+            print(f"| {r['config']} | {r['frames']} | {r['params']:,} | {'compiled' if compiled else 'eager'} | "
+                  f"{r['latency_ms']:.2f} | {r['throughput']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,17 @@
 
 Writes ``--files`` raw ``.skeleton`` files of realistic size (100-300 frames, 1-2 bodies,
 7 significant digits per value and CRLF line ends, as the Kinect recorder wrote them) to a
-temporary directory, then times ``prepare_ntu`` on them with all cores and with one
-process, and prints a table. The files are freshly written, so they are in the page cache.
+temporary directory (or uses ``--raw DIR``), then times ``prepare_ntu`` on them with all
+cores and with one process, and the ``graphfuse prepare ntu`` command as a user runs it
+(``--command``, a new process: its start-up and imports included), and prints a table with
+the load average before and after each run. The files are freshly written, so they are in
+the page cache.
 
-    python benchmarks/prepare_ntu.py [--files 1000] [--workers 0 1] [--seed 0]
+    python benchmarks/prepare_ntu.py [--files 1000] [--workers 0 1] [--command] [--seed 0]
 
-(``--workers 0`` means all cores.) For reference, the official single-process
-``ntu_gendata.py`` + ``pre_normalization`` takes about 64 ms per file.
+(``--workers 0`` means all cores.) The official single-process ``ntu_gendata.py`` +
+``pre_normalization`` spends about 40 ms of CPU per file of this generator
+(``docs/benchmarks.md``, "NTU preparation", for the side-by-side and how it was run).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -69,8 +75,8 @@ def make_raw(directory: Path, n: int, seed: int) -> tuple[int, int]:
     rng = np.random.default_rng(seed)
     jobs, names = [], set()
     while len(jobs) < n:
-        name = "S%03dC%03dP%03dR%03dA%03d" % (rng.integers(1, 18), rng.integers(1, 4), rng.integers(1, 41),
-                                               rng.integers(1, 3), rng.integers(1, 61))
+        ids = (rng.integers(1, 18), rng.integers(1, 4), rng.integers(1, 41), rng.integers(1, 3), rng.integers(1, 61))
+        name = "S{:03d}C{:03d}P{:03d}R{:03d}A{:03d}".format(*ids)
         if name not in names:
             names.add(name)
             jobs.append((str(directory / f"{name}.skeleton"), seed * 1_000_003 + len(jobs)))
@@ -94,28 +100,48 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1], help="0 = all cores")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--command", action="store_true",
+                    help="also time `graphfuse prepare ntu` (python -m graphfuse.cli, all cores) as a new process")
+    ap.add_argument("--raw", type=Path, default=None, help="use the .skeleton files in RAW instead of generating")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="gf-bench-ntu-"))
     try:
-        raw = tmp / "raw"
-        raw.mkdir()
-        t0 = time.perf_counter()
-        frames, size = make_raw(raw, args.files, args.seed)
-        gen = time.perf_counter() - t0
-        print(f"machine: {_cpu_name()}, {os.cpu_count()} cores; numpy {np.__version__}")
-        print(f"generated {args.files} files, {frames} frames, {size / 2**20:.0f} MiB in {gen:.1f} s\n")
-        print(f"| {'workers':>7} | {'files':>5} | {'wall s':>7} | {'ms/file':>7} | {'files/s':>7} |")
-        print(f"|{'-' * 9}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
-        for w in args.workers:
-            workers = os.cpu_count() if w == 0 else w
-            out = tmp / f"out{workers}"
+        if args.raw is None:
+            raw = tmp / "raw"
+            raw.mkdir()
             t0 = time.perf_counter()
-            meta = prepare_ntu(raw, out, "ntu60-xsub", workers=workers, missing_list=[], progress=False)
+            frames, size = make_raw(raw, args.files, args.seed)
+            gen = time.perf_counter() - t0
+            print(f"generated {args.files} files, {frames} frames, {size / 2**20:.0f} MiB in {gen:.1f} s")
+        else:
+            raw = args.raw
+        n_files = len(list(raw.glob("*.skeleton")))
+        print(f"machine: {_cpu_name()}, {os.cpu_count()} cores; numpy {np.__version__}\n")
+        print("| run | files | wall s | ms/file | files/s | load average before / after |")
+        print("|---|---:|---:|---:|---:|---|")
+        runs: list[tuple[str, int | None]] = [(f"prepare_ntu, workers={os.cpu_count() if w == 0 else w}",
+                                               os.cpu_count() if w == 0 else w) for w in args.workers]
+        if args.command:
+            runs.append(("graphfuse prepare ntu (new process)", None))
+        for label, workers in runs:
+            out = tmp / "out"
+            before = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            if workers is None:
+                cmd = [sys.executable, "-m", "graphfuse.cli", "prepare", "ntu", "--root", str(raw), "--out", str(out),
+                       "--benchmark", "ntu60-xsub"]
+                done = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                if done.returncode:
+                    raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+                n = n_files  # (the official missing list may leave out a few of the random names)
+            else:
+                meta = prepare_ntu(raw, out, "ntu60-xsub", workers=workers, missing_list=[], progress=False)
+                n = meta["counts"]["train"]["samples"] + meta["counts"]["test"]["samples"]
+                assert n == n_files and not meta["skipped"]
             dt = time.perf_counter() - t0
-            n = meta["counts"]["train"]["samples"] + meta["counts"]["test"]["samples"]
-            assert n == args.files and not meta["skipped"]
-            print(f"| {workers:>7} | {n:>5} | {dt:>7.1f} | {1000 * dt / n:>7.1f} | {n / dt:>7.1f} |")
+            print(f"| {label} | {n} | {dt:.1f} | {1000 * dt / n:.1f} | {n / dt:.1f} | "
+                  f"{before:.2f} / {os.getloadavg()[0]:.2f} |", flush=True)
             shutil.rmtree(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,6 +9,11 @@ Two model tables, chosen by ``--variants``:
     python benchmarks/shiftgcn.py [--frames 300 64] [--batch 16] [--threads 2]
                                   [--dtypes fp32 bf16] [--allocator default tuned]
                                   [--steps 3] [--skip-shift] [--skip-model]
+                                  [--inference] [--compile]
+
+  ``--inference`` times eval-mode forward passes under ``no_grad`` instead of training
+  steps; ``--compile`` wraps the model in ``torch.compile(fullgraph=True)`` (inductor) and
+  reports the compiling first call as ``first s``.
 
 * with ``--variants NAME... | all``: one row per Shift-GCN variant of issue 3 (defaults
   ``--frames 300 --dtypes fp32 --allocator tuned``; lists given explicitly are swept)::
@@ -101,16 +106,27 @@ def run_model(cfg: dict) -> dict:
     x = torch.randn(cfg["batch"], c, cfg["frames"], v, m)
     y = torch.randint(0, num_class, (cfg["batch"],))
     use_bf16 = cfg["dtype"] == "bf16"
+    inference = bool(cfg.get("inference"))
+    if inference:
+        model.eval()
+    # --compile: torch.compile(fullgraph=True), inductor; the first (compiling) call is the warm-up.
+    net = torch.compile(model, fullgraph=True) if cfg.get("compile") else model
 
     def step() -> None:
+        if inference:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                net(x)
+            return
         for p in model.parameters():
             p.grad = None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(net(x), y)
         loss.backward()
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t_first = time.perf_counter()
     step()
+    first_s = time.perf_counter() - t_first
     times = []
     for _ in range(cfg["steps"]):
         t0 = time.perf_counter()
@@ -118,7 +134,7 @@ def run_model(cfg: dict) -> dict:
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     best = min(times)
-    res = {"step_s": best, "samples_s": cfg["batch"] / best,
+    res = {"step_s": best, "samples_s": cfg["batch"] / best, "first_s": first_s,
            "peak_gb": peak / 2**20, "base_gb": base_rss / 2**20}
     if cfg.get("cost"):
         # After the timed steps: a batch-1 forward cannot raise the peak RSS measured above.
@@ -294,7 +310,9 @@ def _variant_table(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
                                            ("allocator", args.allocator)) if len(vals) > 1]
     fixed = [f"{col} {vals[0]}" for col, vals in (("threads", args.threads), ("dtype", args.dtypes),
                                                   ("allocator", args.allocator)) if len(vals) == 1]
-    print(f"\nShift-GCN variants, forward + backward, batch {args.batch}, {', '.join(fixed)}, "
+    what = "eval forward (no_grad)" if args.inference else "forward + backward"
+    what += ", torch.compile" if args.compile else ""
+    print(f"\nShift-GCN variants, {what}, batch {args.batch}, {', '.join(fixed)}, "
           f"best of {args.steps} steps; GMAC per sample = one (1, 3, T, 25, 2) forward "
           "(matmuls and convolutions, multiply-add = 1 MAC):\n")
     cols = ["variant", "T", *(c for c, _ in swept),
@@ -310,7 +328,7 @@ def _variant_table(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
                     for alloc in args.allocator:
                         cfg = {"frames": t, "batch": args.batch, "threads": threads, "dtype": dtype,
                                "allocator": alloc, "steps": args.steps, "model_kwargs": spec["kwargs"],
-                               "cost": not args.no_cost}
+                               "cost": not args.no_cost, "inference": args.inference, "compile": args.compile}
                         r = _spawn("model", cfg)
                         setting = {"threads": threads, "dtype": dtype, "allocator": alloc}
                         head = [name, str(t)] + [str(setting[c]) for c, _ in swept]
@@ -342,6 +360,11 @@ def main() -> None:
     ap.add_argument("--notes-dir", type=Path, default=NOTES_DIR,
                     help="folder of the research notes' experiment configs (*.yaml)")
     ap.add_argument("--no-cost", action="store_true", help="skip the parameter / GMAC columns")
+    ap.add_argument("--inference", action="store_true",
+                    help="time eval-mode forward passes under no_grad instead of training steps")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile(fullgraph=True) the model (inductor); the compile is the warm-up "
+                         "step, its time is printed as 'first s'")
     ap.add_argument("--skip-shift", action="store_true")
     ap.add_argument("--skip-model", action="store_true")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
@@ -384,19 +407,22 @@ def main() -> None:
     if by_variant and not args.skip_model:
         _variant_table(args, variants, names)
     elif not args.skip_model:
-        print("\n| frames | batch | threads | dtype | allocator | step s | samples/s | peak RSS GB |")
-        print("|---:|---:|---:|---|---|---:|---:|---:|")
+        what = "inference (eval, no_grad)" if args.inference else "training step (forward + backward)"
+        print(f"\n{what}{', torch.compile' if args.compile else ''}:\n")
+        print("| frames | batch | threads | dtype | allocator | first s | step s | samples/s | peak RSS GB |")
+        print("|---:|---:|---:|---|---|---:|---:|---:|---:|")
         for frames in args.frames:
             for threads in args.threads:
                 for dtype in args.dtypes:
                     for alloc in args.allocator:
                         cfg = {"frames": frames, "batch": args.batch, "threads": threads, "dtype": dtype,
-                               "allocator": alloc, "steps": args.steps}
+                               "allocator": alloc, "steps": args.steps, "inference": args.inference,
+                               "compile": args.compile}
                         r = _spawn("model", cfg)
                         if "error" in r:
-                            print(f"| {frames} | {args.batch} | {threads} | {dtype} | {alloc} | error: {r['error']} | | |")
+                            print(f"| {frames} | {args.batch} | {threads} | {dtype} | {alloc} | error: {r['error']} | | | |")
                         else:
-                            print(f"| {frames} | {args.batch} | {threads} | {dtype} | {alloc} | "
+                            print(f"| {frames} | {args.batch} | {threads} | {dtype} | {alloc} | {r['first_s']:.1f} | "
                                   f"{r['step_s']:.2f} | {r['samples_s']:.2f} | {r['peak_gb']:.2f} |", flush=True)
     if not args.skip_shift:
         print("\nTemporal shift alone, (N*M=32, C=64, T, V=25) float32, ms (best of 5):\n")

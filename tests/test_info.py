@@ -77,8 +77,8 @@ def _shiftgcn_hand_macs(t: int, v: int = 25, m: int = 2, c_in: int = 3, num_clas
         if cin != cout:
             conv += t * v * cin * cout  # gcn down 1x1
         conv += t * v * cout * cout  # temporal_linear 1x1 (at the input frame rate)
-        # the two temporal shifts as depthwise 2x3 bilinear kernels (6 taps per output)
-        conv += 6 * t * v * cout + 6 * t_out * v * cout
+        # the two temporal shifts as depthwise 2x2 bilinear kernels (4 taps per output)
+        conv += 4 * t * v * cout + 4 * t_out * v * cout
         if residual and (cin != cout or stride != 1):
             conv += t_out * v * cin * cout  # strided 1x1 unit residual
         t = t_out

@@ -25,15 +25,15 @@ official kernel computes, for output ``(h, w)``::
     out = sum_{ky, kx in {0, 1}} wy[ky] * wx[kx] * in[h*s + y1 + ky, w + x1 + kx]
     wy = (1 - dy, dy),  wx = (1 - dx, dx),   taps outside [0, T) x [0, V) read 0.
 
-This is a per-channel *integer* shift by ``y1`` along T (one gather of whole frames, with
-zero fill) followed by a depthwise convolution whose 2 x (2R+1) kernel holds the four
-bilinear weights (``R`` covers the integer part of ``xpos``; ``R = 1`` whenever
-``|xpos| < 1``, which is always the case for the official model).  The depthwise
-convolution pads V with zeros, which is exactly the kernel's zero padding along joints, and
-strides T by ``s``.  The ``xpos`` term is therefore computed faithfully at no extra memory
-traffic.  The convolution's backward (``aten.convolution_backward``) gives the exact
-adjoint for the input and the exact derivative of the kernel, from which autograd gets the
-gradients of ``ypos``/``xpos``; the integer gather's adjoint is again a gather.
+This is a per-channel *integer* shift by ``(y1, x1)`` (one gather over T and V, with zero
+fill, returning ``V + 1`` joints: column ``u`` is input joint ``u + x1``) followed by a
+depthwise convolution whose 2 x 2 kernel holds the four bilinear weights, without padding
+(so ``V`` output joints) and with stride ``s`` along T.  Every shape is static whatever
+``xpos`` and ``ypos`` hold: no host synchronisation, one graph under
+``torch.compile(fullgraph=True)`` and ``torch.export`` (an earlier version read the kernel
+width from the data).  The convolution's backward (``aten.convolution_backward``) gives the
+exact adjoint for the input and the exact derivative of the kernel, from which autograd gets
+the gradients of ``ypos``/``xpos``; the integer gather's adjoint is again a gather.
 
 Gradient of the shifts (``grad_mode``):
 
@@ -71,20 +71,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "ShiftGradMode",
-    "spatial_shift_index",
-    "inverse_permutation",
-    "spatial_shift",
-    "spatial_shift_scale",
-    "row_shift",
-    "temporal_shift",
+    "NaiveShift",
     "Shift",
-    "validate_neighbours",
-    "local_shift_partition",
+    "ShiftGradMode",
+    "inverse_permutation",
     "local_shift_index",
+    "local_shift_partition",
     "naive_shift_offsets",
     "naive_temporal_shift",
-    "NaiveShift",
+    "row_shift",
+    "spatial_shift",
+    "spatial_shift_index",
+    "spatial_shift_scale",
+    "temporal_shift",
+    "validate_neighbours",
 ]
 
 ShiftGradMode = Literal["official", "autograd"]
@@ -288,8 +288,8 @@ def local_shift_index(neighbours: Sequence[Sequence[int]], channels: int) -> Ten
 # integer row shift along T (gather of whole frames, zero fill)
 # ----------------------------------------------------------------------------------------
 #: Devices on which out-of-range taps are zeroed by ``index_fill_`` on the few positions
-#: concerned (needs ``nonzero``, a host synchronisation elsewhere); other devices use one
-#: ``masked_fill_`` pass.
+#: concerned (needs ``nonzero``, a host synchronisation elsewhere); other devices, and every
+#: traced path (``torch.compile``, ``torch.export``), use one ``masked_fill_`` pass.
 _FILL_BY_INDEX = {"cpu"}
 
 
@@ -297,42 +297,90 @@ def _is_channels_last(x: Tensor) -> bool:
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
-def _row_shift_impl(x: Tensor, offset: Tensor, out_len: int) -> Tensor:
-    """``out[n, c, j, v] = x[n, c, j + offset[c], v]`` (0 outside ``[0, T)``), ``j < out_len``.
+def _tracing() -> bool:
+    """True while ``torch.compile`` / ``torch.export`` trace: no data-dependent shapes then."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
-    One ``index_select`` over the memory order of ``x``; taps outside ``[0, T)`` read a
-    clamped frame and are then zeroed (the official kernel reads 0 there).  Channels-last
+
+def _shift_gather(x: Tensor, offset: Tensor, col_offset: Tensor | None, out_len: int, out_width: int) -> Tensor:
+    """``out[n, c, j, u] = x[n, c, j + offset[c], u + col_offset[c]]`` (0 outside the input),
+    ``j < out_len``, ``u < out_width``; ``col_offset=None`` means no shift along V (then
+    ``out_width`` must be ``V``).
+
+    One ``index_select`` over the memory order of ``x``; taps outside the input read a
+    clamped position and are then zeroed (the official kernel reads 0 there).  Channels-last
     inputs stay channels-last (element gather over the flat ``(T, V, C)`` memory); others
-    are gathered as rows of V over ``(C, T)``.
+    are gathered as rows of V over ``(C, T)`` (or elementwise when ``col_offset`` is given).
+    Every shape is static (no host synchronisation) except on the eager CPU fill path.
     """
     n, c, t, v = x.shape
     dev = x.device
     src = torch.arange(out_len, device=dev).unsqueeze(0) + offset.to(dev).unsqueeze(1)  # (C, L)
     invalid = (src < 0) | (src >= t)
-    src = src.clamp_(0, t - 1)
+    src = src.clamp(0, t - 1)
+    if col_offset is not None:
+        col = torch.arange(out_width, device=dev).unsqueeze(0) + col_offset.to(dev).unsqueeze(1)  # (C, W)
+        col_invalid = (col < 0) | (col >= v)
+        col = col.clamp(0, v - 1)
+    else:
+        col_invalid = None
+        col = torch.arange(v, device=dev).unsqueeze(0)  # (1, V)
+    w = out_width
+    fill_by_index = dev.type in _FILL_BY_INDEX and not _tracing()
     if _is_channels_last(x):
         flat = x.permute(0, 2, 3, 1).reshape(n, t * v * c)  # a view: memory is (T, V, C)
-        idx = (src.t().unsqueeze(1) * (v * c)
-               + torch.arange(v, device=dev).view(1, v, 1) * c
-               + torch.arange(c, device=dev).view(1, 1, c)).reshape(-1)
-        out = flat.index_select(1, idx)
-        if dev.type in _FILL_BY_INDEX:
-            # Few positions are out of range: fill just those (cheaper than a masking pass).
-            cj = invalid.nonzero()  # (k, 2): channel, frame
-            pos = ((cj[:, 1] * (v * c) + cj[:, 0]).unsqueeze(1)
-                   + torch.arange(v, device=dev).unsqueeze(0) * c).reshape(-1)
-            out.index_fill_(1, pos, 0)
-        else:  # no host synchronisation (nonzero) on accelerators
-            out.view(n, out_len, v, c).masked_fill_(invalid.t().contiguous().view(1, out_len, 1, c), 0)
-        return out.view(n, out_len, v, c).permute(0, 3, 1, 2)
-    rows = x.contiguous().view(n, c * t, v)
-    idx = (torch.arange(c, device=dev).unsqueeze(1) * t + src).reshape(-1)
-    out = rows.index_select(1, idx)  # (N, C*L, V)
-    if dev.type in _FILL_BY_INDEX:
-        out.index_fill_(1, invalid.reshape(-1).nonzero().squeeze(1), 0)
+        chan = torch.arange(c, device=dev)
+        idx = (src.t().unsqueeze(1) * (v * c) + col.t().unsqueeze(0) * c + chan.view(1, 1, c)).reshape(-1)
+        out = flat.index_select(1, idx)  # (N, L*W*C)
+        if fill_by_index:
+            # Few positions are out of range: fill just those (cheaper than a masking pass),
+            # found from the small (C, L) and (C, W) masks, never an (L, W, C) one.
+            out.index_fill_(1, _fill_positions(invalid, col_invalid, 1, w * c, c, w), 0)
+        else:  # no host synchronisation (nonzero) on accelerators or while tracing
+            bad = invalid.t().unsqueeze(1)  # (L, 1, C)
+            if col_invalid is not None:
+                bad = bad | col_invalid.t().unsqueeze(0)  # (L, W, C)
+            out.view(n, out_len, w, c).masked_fill_(bad.unsqueeze(0), 0)
+        return out.view(n, out_len, w, c).permute(0, 3, 1, 2)
+    if col_invalid is None:
+        rows = x.contiguous().view(n, c * t, v)
+        idx = (torch.arange(c, device=dev).unsqueeze(1) * t + src).reshape(-1)
+        out = rows.index_select(1, idx)  # (N, C*L, V)
+        if fill_by_index:
+            out.index_fill_(1, invalid.reshape(-1).nonzero().squeeze(1), 0)
+        else:
+            out.view(n, c, out_len, v).masked_fill_(invalid.view(1, c, out_len, 1), 0)
+        return out.view(n, c, out_len, v)
+    flat = x.contiguous().view(n, c * t * v)
+    idx = (torch.arange(c, device=dev).view(c, 1, 1) * (t * v) + src.unsqueeze(2) * v + col.unsqueeze(1)).reshape(-1)
+    out = flat.index_select(1, idx)  # (N, C*L*W)
+    if fill_by_index:
+        out.index_fill_(1, _fill_positions(invalid, col_invalid, out_len * w, w, 1, w), 0)
     else:
-        out.view(n, c, out_len, v).masked_fill_(invalid.view(1, c, out_len, 1), 0)
-    return out.view(n, c, out_len, v)
+        out.view(n, c, out_len, w).masked_fill_((invalid.unsqueeze(2) | col_invalid.unsqueeze(1)).unsqueeze(0), 0)
+    return out.view(n, c, out_len, w)
+
+
+def _fill_positions(invalid: Tensor, col_invalid: Tensor | None, s_c: int, s_l: int, s_w: int,
+                    width: int) -> Tensor:
+    """Flat positions (within one sample) of the taps to zero, found from the small ``(C, L)``
+    frame mask ``invalid`` and ``(C, W)`` joint mask ``col_invalid`` (never an ``(L, W, C)``
+    one): every joint of an invalid ``(c, l)`` and every frame of an invalid ``(c, w)``.  A
+    position in both appears twice, which ``index_fill_`` allows.  ``s_c, s_l, s_w``: the
+    strides of channel, frame and joint in the output's memory; ``width``: ``W``."""
+    dev = invalid.device
+    cl = invalid.nonzero()  # (k, 2): channel, frame
+    pos = ((cl[:, 0] * s_c + cl[:, 1] * s_l).unsqueeze(1) + torch.arange(width, device=dev) * s_w).reshape(-1)
+    if col_invalid is None:
+        return pos
+    cw = col_invalid.nonzero()  # (k, 2): channel, joint
+    frames = torch.arange(invalid.shape[1], device=dev) * s_l
+    return torch.cat((pos, ((cw[:, 0] * s_c + cw[:, 1] * s_w).unsqueeze(1) + frames).reshape(-1)))
+
+
+def _row_shift_impl(x: Tensor, offset: Tensor, out_len: int) -> Tensor:
+    """``out[n, c, j, v] = x[n, c, j + offset[c], v]`` (0 outside ``[0, T)``), ``j < out_len``."""
+    return _shift_gather(x, offset, None, out_len, x.shape[3])
 
 
 class _RowShift(torch.autograd.Function):
@@ -414,39 +462,66 @@ def _integer_part(v: Tensor, lo: int, hi: int) -> Tensor:
     return torch.floor(v.detach()).clamp_(lo, hi).long()
 
 
-class _ShiftConv(torch.autograd.Function):
-    """Integer row shift by ``y1`` followed by the depthwise bilinear-kernel convolution.
+def _shift_conv_forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int, stride: int,
+                        dtype: torch.dtype, recompute: bool) -> Tensor:
+    rows = _shift_gather(x, y1, x1, n_rows, x.shape[3] + 1).to(dtype)
+    k = kernel.to(dtype)
+    with torch.autocast(x.device.type, enabled=False):
+        out = F.conv2d(rows, k, stride=(stride, 1), groups=x.shape[1])
+    ctx.save_for_backward(x if recompute else rows, k, y1, x1)
+    ctx.conf = (n_rows, stride, dtype, x.shape[2], x.shape[3], x.dtype, kernel.dtype)
+    return out
 
-    One Function so that the backward can rebuild the shifted rows from the input instead
-    of keeping them (``recompute=True``: used where the input is kept alive anyway, e.g. a
-    ReLU output, which saves one activation-sized tensor per call).
+
+def _shift_conv_backward(ctx, grad: Tensor, recompute: bool) -> tuple[Tensor | None, ...]:
+    saved, k, y1, x1 = ctx.saved_tensors
+    n_rows, stride, dtype, t, v, x_dtype, k_dtype = ctx.conf
+    rows = _shift_gather(saved, y1, x1, n_rows, v + 1).to(dtype) if recompute else saved
+    need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    g_rows, g_k, _ = torch.ops.aten.convolution_backward(
+        grad.to(dtype), rows, k, None, (stride, 1), (0, 0), (1, 1), False, (0, 0),
+        rows.shape[1], (need_x, need_k, False),
+    )
+    # Adjoint of the shift gather (injective on valid taps): again a shift gather.
+    g_x = _shift_gather(g_rows, -y1, -x1, t, v).to(x_dtype) if need_x else None
+    g_k = g_k.to(k_dtype) if need_k else None
+    return g_x, g_k, None, None, None, None, None
+
+
+class _ShiftConv(torch.autograd.Function):
+    """Integer shift by ``(y1, x1)`` (one gather) followed by the depthwise 2 x 2
+    bilinear-kernel convolution.
+
+    The gather produces ``n_rows`` frames of ``V + 1`` columns (column ``u`` is input joint
+    ``u + x1``), so the 2 x 2 convolution without padding yields the ``V`` output joints:
+    every shape is static whatever ``xpos`` holds (no host synchronisation, nothing for
+    ``torch.compile`` to break on).  The backward keeps the shifted rows;
+    :class:`_ShiftConvRecompute` keeps the input instead.  The choice is a class, fixed when
+    the calling module is built, so it never reaches a traced graph as a value.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, n_rows: int, stride: int,  # type: ignore[override]
-                radius: int, dtype: torch.dtype, recompute: bool) -> Tensor:
-        rows = _row_shift_impl(x, y1, n_rows).to(dtype)
-        k = kernel.to(dtype)
-        with torch.autocast(x.device.type, enabled=False):
-            out = F.conv2d(rows, k, stride=(stride, 1), padding=(0, radius), groups=x.shape[1])
-        ctx.save_for_backward(x if recompute else rows, k, y1)
-        ctx.conf = (n_rows, stride, radius, dtype, recompute, x.shape[2], x.dtype, kernel.dtype)
-        return out
+    def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int,  # type: ignore[override]
+                stride: int, dtype: torch.dtype) -> Tensor:
+        return _shift_conv_forward(ctx, x, kernel, y1, x1, n_rows, stride, dtype, False)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        saved, k, y1 = ctx.saved_tensors
-        n_rows, stride, radius, dtype, recompute, t, x_dtype, k_dtype = ctx.conf
-        rows = _row_shift_impl(saved, y1, n_rows).to(dtype) if recompute else saved
-        need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        g_rows, g_k, _ = torch.ops.aten.convolution_backward(
-            grad.to(dtype), rows, k, None, (stride, 1), (0, radius), (1, 1), False, (0, 0),
-            rows.shape[1], (need_x, need_k, False),
-        )
-        # Adjoint of the row shift (injective on valid taps): again a row shift.
-        g_x = _row_shift_impl(g_rows, -y1, t).to(x_dtype) if need_x else None
-        g_k = g_k.to(k_dtype) if need_k else None
-        return g_x, g_k, None, None, None, None, None, None
+        return _shift_conv_backward(ctx, grad, False)
+
+
+class _ShiftConvRecompute(torch.autograd.Function):
+    """:class:`_ShiftConv` keeping the input (alive anyway, e.g. a ReLU output) instead of
+    the shifted rows, which the backward rebuilds: one activation-sized tensor less per call."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int,  # type: ignore[override]
+                stride: int, dtype: torch.dtype) -> Tensor:
+        return _shift_conv_forward(ctx, x, kernel, y1, x1, n_rows, stride, dtype, True)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return _shift_conv_backward(ctx, grad, True)
 
 
 def temporal_shift(
@@ -466,11 +541,13 @@ def temporal_shift(
         stride: temporal stride ``s``; ``+0.5`` is added to ``ypos`` when ``s != 1``.
         grad_mode: ``'official'`` (sign rule, see module docstring) or ``'autograd'``.
         recompute: keep ``x`` rather than the shifted frames for the backward and rebuild
-            them there (saves memory when ``x`` is kept alive anyway; same result).
+            them there (saves memory when ``x`` is kept alive anyway; same result).  A
+            Python constant of the calling module, so a compiled graph never branches on it.
     Returns:
         ``(N, C, floor(T / s), V)``:
         ``out[n,c,h,w] = sum_{ky,kx} wy*wx * x[n, c, h*s + y1 + ky, w + x1 + kx]``, zero
-        outside the input.
+        outside the input.  No host synchronisation on accelerators; no graph break under
+        ``torch.compile(fullgraph=True)``.
     """
     if x.dim() != 4:
         raise ValueError(f"temporal_shift expects (N, C, T, V), got shape {tuple(x.shape)}")
@@ -494,17 +571,14 @@ def temporal_shift(
     dy = y - y1.to(y.dtype)
     x1 = _integer_part(xpos, -v - 1, v)
     dx = xpos - x1.to(xpos.dtype)
-    # Kernel half-width along V: taps at offsets x1 and x1 + 1.  R = 1 whenever |xpos| < 1.
-    radius = max(1, int(torch.maximum(x1.abs(), (x1 + 1).abs()).max()))
-    width = 2 * radius + 1
-    kv = (F.one_hot(x1 + radius, width).to(dx.dtype) * (1 - dx).unsqueeze(1)
-          + F.one_hot(x1 + 1 + radius, width).to(dx.dtype) * dx.unsqueeze(1))  # (C, width)
-    kt = torch.stack((1 - dy, dy), dim=1)  # (C, 2)
-    kernel = (kt.unsqueeze(2) * kv.unsqueeze(1)).unsqueeze(1)  # (C, 1, 2, width)
+    kt = torch.stack((1 - dy, dy), dim=1)  # (C, 2): taps at frames y1, y1 + 1
+    kv = torch.stack((1 - dx, dx), dim=1)  # (C, 2): taps at joints x1, x1 + 1
+    kernel = (kt.unsqueeze(2) * kv.unsqueeze(1)).unsqueeze(1)  # (C, 1, 2, 2)
 
     dev = x.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-    return _ShiftConv.apply(x, kernel, y1, n_rows, stride, radius, dtype, recompute)
+    fn = _ShiftConvRecompute if recompute else _ShiftConv
+    return fn.apply(x, kernel, y1, x1, n_rows, stride, dtype)
 
 
 class Shift(nn.Module):

@@ -83,6 +83,8 @@ class ActionRecognition(GraphfuseTask):
     """Classification of skeleton sequences (NTU RGB+D protocol).
 
     Args:
+        compile: compile the network with ``torch.compile(fullgraph=True)`` (off by default;
+            :class:`~graphfuse.tasks.base.GraphfuseTask`, docs/training.md).
         model: network taking the batch's ``x: (N, C, T, V, M)`` and returning logits
             ``(N, num_class)``.
         num_class: number of classes; None (default) = the network's ``num_class`` (which
@@ -121,8 +123,9 @@ class ActionRecognition(GraphfuseTask):
         gamma: float = 0.1,
         warmup_epochs: int = 0,
         label_smoothing: float = 0.0,
+        compile: bool = False,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, compile=compile)
         net_classes = getattr(model, "num_class", None)
         if num_class is None:
             if net_classes is None:

@@ -140,6 +140,10 @@ class GraphfuseTask(L.LightningModule):
 
     Args:
         model: the network, called as ``model(**{name: batch[name] for name in input_names})``.
+        compile: compile the network's forward with ``torch.compile(fullgraph=True)`` (in place,
+            ``nn.Module.compile``: parameter names and checkpoints unchanged) when the trainer
+            configures the model; a subclass exposes it as its ``compile`` option (the config's
+            ``model.init_args.compile``). Off by default: see ``docs/training.md``.
 
     Attributes:
         test_results: after a test epoch, the per-sample records of :meth:`test_record`
@@ -152,9 +156,11 @@ class GraphfuseTask(L.LightningModule):
     #: Whether :meth:`output_size` reads the prepared data's ``meta.json`` (else it is not read).
     output_size_needs_meta: ClassVar[bool] = True
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, compile: bool = False) -> None:
         super().__init__()
         self.model = model
+        #: Whether :meth:`configure_model` compiles the network (the ``compile`` option).
+        self.compile_network = bool(compile)
         self._test_records: list[dict[str, Tensor]] = []
         self.test_results: dict[str, Tensor] | None = None
         #: The run's resolved config as YAML text (set by :mod:`graphfuse.engine`), recorded in
@@ -223,6 +229,12 @@ class GraphfuseTask(L.LightningModule):
     def forward(self, *args: Any, **inputs: Any) -> Tensor:
         """The network's logits ``(N, K)`` for its named inputs."""
         return self.model(*args, **inputs)
+
+    def configure_model(self) -> None:
+        """Compile the network in place when the ``compile`` option is on (once; Lightning calls
+        this hook for every fit / validate / test / predict)."""
+        if self.compile_network and getattr(self.model, "_compiled_call_impl", None) is None:
+            self.model.compile(fullgraph=True)
 
     # -- what a subclass defines ---------------------------------------------------------------
     def build_metrics(self, stage: str) -> MetricCollection:

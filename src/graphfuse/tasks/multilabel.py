@@ -79,6 +79,8 @@ class MultiLabelRecognition(GraphfuseTask):
     """Multi-label image classification (ML-GCN's protocol).
 
     Args:
+        compile: compile the network with ``torch.compile(fullgraph=True)`` (off by default;
+            :class:`~graphfuse.tasks.base.GraphfuseTask`, docs/training.md).
         model: network ``model(image=(N, 3, S, S)) -> logits (N, C)``.
         loss: ``'soft_margin'`` (ML-GCN) or ``'deepmar'`` (weighted BCE, see the module docstring).
         deepmar_alpha: DeepMAR's ``alpha`` (1).
@@ -110,8 +112,9 @@ class MultiLabelRecognition(GraphfuseTask):
         gamma: float = 0.1,
         train_eval: bool = True,
         top_k: int = 3,
+        compile: bool = False,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, compile=compile)
         if loss not in ("soft_margin", "deepmar"):
             raise ValueError(f"model.init_args.loss must be 'soft_margin' or 'deepmar', got {loss!r}")
         num_class = getattr(model, "num_class", None)

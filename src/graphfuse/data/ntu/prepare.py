@@ -25,6 +25,7 @@ import math
 import multiprocessing as mp
 import os
 import sys
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,22 +33,23 @@ from typing import Any, Literal
 
 import numpy as np
 
+from graphfuse.cpu_defaults import tune_glibc_allocator
 from graphfuse.data.checks import NTU_CHECKS, check_record, fmt_value, resolve_bounds, stored_joint_limit
 from graphfuse.data.ntu.streams import compute_stream
 from graphfuse.io import open_npy_memmap, write_json
 
 from .benchmarks import Benchmark, get_benchmark, load_missing_list, missing_skeletons
 from .normalize import pre_normalize
-from .reader import NUM_JOINTS, SkeletonFormatError, SkeletonSequence, parse_ntu_name, read_skeleton
+from .reader import NUM_JOINTS, SkeletonFormatError, SkeletonSequence, _Joints, _read_joints, parse_ntu_name
 
 __all__ = [
+    "MAX_BODY_KINECT",
+    "MAX_BODY_TRUE",
+    "STREAMS",
+    "EmptySkeletonError",
     "prepare_ntu",
     "process_file",
     "select_bodies",
-    "EmptySkeletonError",
-    "STREAMS",
-    "MAX_BODY_KINECT",
-    "MAX_BODY_TRUE",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class _SampleInfo:
     dropped_bodies: int  # body records beyond the 4 slots the official reader keeps
 
 
-def select_bodies(seq: SkeletonSequence, max_frame: int = 300) -> tuple[np.ndarray, _SampleInfo]:
+def select_bodies(seq: SkeletonSequence | _Joints, max_frame: int = 300) -> tuple[np.ndarray, _SampleInfo]:
     """The official ``read_xyz`` body selection on a parsed file.
 
     Returns ``data``: (3, min(T, max_frame), 25, 2) float64 and info. Bodies are placed by
@@ -83,28 +85,37 @@ def select_bodies(seq: SkeletonSequence, max_frame: int = 300) -> tuple[np.ndarr
     """
     T = seq.num_frames
     keep = seq.body_slot < MAX_BODY_KINECT
-    dense = np.zeros((MAX_BODY_KINECT, T, NUM_JOINTS, 3), dtype=np.float64)
+    # Only the slots that occur (S <= 4) are built; an absent slot has energy 0 and no data.
+    S = int(seq.body_slot[keep].max(initial=-1)) + 1
+    dense = np.zeros((S, T, NUM_JOINTS, 3), dtype=np.float64)
     dense[seq.body_slot[keep], seq.body_frame[keep]] = seq.xyz[keep]
-    valid = dense.sum(-1).sum(-1) != 0  # (4, T), the official get_nonzero_std frame test
+    valid = dense.sum(-1).sum(-1) != 0  # (S, T), the official get_nonzero_std frame test
     w = valid[:, :, None, None]
     count = np.maximum(valid.sum(1) * NUM_JOINTS, 1)[:, None]  # values per channel and slot
-    mean = np.where(w, dense, 0.0).sum(axis=(1, 2)) / count  # (4, 3)
+    mean = np.where(w, dense, 0.0).sum(axis=(1, 2)) / count  # (S, 3)
     var = np.where(w, (dense - mean[:, None, None, :]) ** 2, 0.0).sum(axis=(1, 2)) / count
-    energy = np.where(valid.any(1), np.sqrt(var).sum(-1), 0.0)  # population std, as np.std
+    energy = np.zeros(MAX_BODY_KINECT)
+    energy[:S] = np.where(valid.any(1), np.sqrt(var).sum(-1), 0.0)  # population std, as np.std
     order = np.argsort(energy, kind="stable")[::-1][:MAX_BODY_TRUE]
-    data = dense[order].transpose(3, 1, 2, 0)[:, :max_frame]  # (3, T', 25, 2)
-    num_frames = int(valid[order][:, :max_frame].any(0).sum())
+    Tm = min(T, max_frame)
+    data = np.zeros((3, Tm, NUM_JOINTS, MAX_BODY_TRUE), dtype=np.float64)
+    present = np.zeros((MAX_BODY_TRUE, Tm), dtype=bool)
+    for k, slot in enumerate(order.tolist()):  # the two chosen slots
+        if slot < S:
+            data[..., k] = dense[slot, :Tm].transpose(2, 0, 1)
+            present[k] = valid[slot, :Tm]
+    num_frames = int(present.any(0).sum())
     return data, _SampleInfo(num_frames, T, int((~keep).sum()))
 
 
-def _joint_line(seq: SkeletonSequence, body: int, joint: int) -> int:
+def _joint_line(seq: SkeletonSequence | _Joints, body: int, joint: int) -> int:
     """1-based line of a joint line (from the file layout: 27 lines per body record)."""
     return 1 + 2 + int(seq.body_frame[body]) + 27 * body + 2 + joint
 
 
 def _read_sample(path: str | os.PathLike, max_frame: int,
                  joint_bound: tuple[float, float] = (-20.0, 20.0)) -> tuple[np.ndarray, _SampleInfo]:
-    seq = read_skeleton(path)
+    seq = _read_joints(path)  # the checks of read_skeleton, only the fields used here
     finite = np.isfinite(seq.xyz).all(-1)
     if not finite.all():
         b, j = np.argwhere(~finite)[0]
@@ -165,10 +176,11 @@ def meta_header(bench: Benchmark, max_frame: int, streams: Sequence[str]) -> dic
 @dataclass
 class _Task:
     split: str
-    first: int  # index of the first file of the chunk within its split
+    first: int  # index of the first file of the chunk within its split (= its row in the arrays)
     paths: list[str]
     max_frame: int
     joint_bound: tuple[float, float] = (-20.0, 20.0)
+    arrays: dict[str, str] = field(default_factory=dict)  # stream -> the split's temporary .npy
 
 
 @dataclass
@@ -176,12 +188,35 @@ class _Result:
     split: str
     first: int
     ok: list[int] = field(default_factory=list)  # positions within the chunk
-    data: np.ndarray | None = None  # (len(ok), 3, max_frame, 25, 2) float32, normalised
     infos: list[_SampleInfo] = field(default_factory=list)
     errors: list[tuple[int, BaseException]] = field(default_factory=list)
 
 
+def _pre_normalize(batch: np.ndarray) -> np.ndarray:
+    """:func:`~graphfuse.data.ntu.normalize.pre_normalize` of ``batch`` (N, C, T, V, 2), faster.
+
+    Samples whose second person is all zeros (one body, as most NTU actions) are normalised
+    as one-person arrays: every step of the official pre-normalisation leaves an all-zero
+    person as it is and computes the first person's values from the first person alone,
+    so the result is the same, bit for bit, for half the work.
+    """
+    solo = ~batch[..., 1].any(axis=(1, 2, 3))
+    if not solo.any():
+        return pre_normalize(batch)
+    out = np.zeros(batch.shape, dtype=np.float32)
+    out[solo, ..., :1] = pre_normalize(batch[solo][..., :1])
+    if not solo.all():
+        out[~solo] = pre_normalize(batch[~solo])
+    return out
+
+
 def _work(task: _Task) -> _Result:
+    """Read, select, normalise and write one chunk of files.
+
+    Row ``first + k`` of each of the split's arrays receives file ``k`` of the chunk (zeros
+    for a bad file; the main process drops those rows at the end), written by this worker
+    through a memory map of the array, so only the small per-file results travel back.
+    """
     res = _Result(task.split, task.first)
     arrays = []
     for k, path in enumerate(task.paths):  # a loop over files
@@ -201,7 +236,7 @@ def _work(task: _Task) -> _Result:
     # normalisation (stored joints within 2 sqrt(3) max|joint_m|); a failing file is a bad file.
     n = len(arrays)
     cast_ok = np.isfinite(batch).all(axis=(1, 2, 3, 4))
-    normalised = pre_normalize(batch[cast_ok])
+    normalised = _pre_normalize(batch if cast_ok.all() else batch[cast_ok])
     limit = np.float64(stored_joint_limit({"joint_m": task.joint_bound}))  # compared in float64
     stored_ok = np.zeros(n, dtype=bool)
     stored_ok[cast_ok] = (np.abs(normalised) <= limit).all(axis=(1, 2, 3, 4))
@@ -222,8 +257,58 @@ def _work(task: _Task) -> _Result:
         res.errors.sort(key=lambda e: e[0])  # file order, for on_error="raise"
         res.ok = [k for k, good in zip(res.ok, stored_ok) if good]
         res.infos = [info for info, good in zip(res.infos, stored_ok) if good]
-    res.data = normalised[stored_ok[cast_ok]]
+    good = normalised[stored_ok[cast_ok]]
+    if len(res.ok) == len(task.paths):
+        block = good
+    else:  # rows of the bad files stay zero
+        block = np.zeros((len(task.paths), *good.shape[1:]), dtype=np.float32)
+        block[res.ok] = good
+    rows = slice(task.first, task.first + len(task.paths))
+    for stream, tmp in task.arrays.items():
+        out = np.lib.format.open_memmap(tmp, mode="r+")
+        out[rows] = compute_stream(block, stream)
+        out.flush()
+        del out
     return res
+
+
+#: glibc ``mallopt`` settings of the worker processes (:func:`graphfuse.cpu_defaults.tune_glibc_allocator`):
+#: ``M_TRIM_THRESHOLD`` (-1) and ``M_MMAP_THRESHOLD`` (-3, at its maximum of 32 MiB). A file's
+#: parse makes a few dozen arrays of about 1 MB; with glibc's defaults many of them are fresh
+#: ``mmap`` regions, page-faulted in and unmapped again, which made the parse 2-3x slower. With
+#: these, freed blocks stay in the heap for the next file. Workers are short-lived, so the heap
+#: is not given back early.
+_WORKER_MALLOPT = {"MALLOC_TRIM_THRESHOLD_": (-1, 2**31 - 1), "MALLOC_MMAP_THRESHOLD_": (-3, 32 * 2**20)}
+
+
+def _init_worker() -> None:
+    """Pool initializer: the allocator settings above (glibc only; ``GRAPHFUSE_MALLOC=default``,
+    or the ``MALLOC_*`` variables in the environment, keep glibc's)."""
+    tune_glibc_allocator(_WORKER_MALLOPT)
+
+
+def _start_pool(processes: int) -> contextlib.AbstractContextManager:
+    """A pool of ``processes`` workers that import this module and numpy only.
+
+    forkserver, not fork: forking a process that runs threads (torch's, a progress bar's, a
+    test runner's) can deadlock a worker on a lock copied mid-use. multiprocessing would
+    also import the main module in the fork server (or in every worker), which for the
+    ``graphfuse`` command means torch and Lightning: seconds per process, more than the
+    preparation of a thousand files. The workers need nothing from it (:func:`_work` is
+    found by its module), so ``__main__`` is replaced by an empty module while the pool
+    starts its processes (the only moment multiprocessing reads it).
+    """
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload([__name__])  # used when this process starts its fork server
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        return ctx.Pool(processes, initializer=_init_worker)
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,11 +320,11 @@ class _Split:
     names: list[str]
     paths: list[str]
     labels: list[int]
-    arrays: dict[str, np.memmap] = field(default_factory=dict)
+    arrays: dict[str, str] = field(default_factory=dict)  # stream -> temporary .npy (one row per file)
+    kept_rows: list[int] = field(default_factory=list)
     kept_names: list[str] = field(default_factory=list)
     kept_labels: list[int] = field(default_factory=list)
     num_frames: list[int] = field(default_factory=list)
-    written: int = 0
 
 
 def _resolve_missing(bench: Benchmark, missing_list: Any) -> frozenset[str]:
@@ -248,10 +333,10 @@ def _resolve_missing(bench: Benchmark, missing_list: Any) -> frozenset[str]:
     return load_missing_list(missing_list)
 
 
-def _chunks(split: str, paths: list[str], size: int, max_frame: int,
+def _chunks(split: str, s: _Split, size: int, max_frame: int,
             joint_bound: tuple[float, float]) -> Iterable[_Task]:
-    for i in range(0, len(paths), size):
-        yield _Task(split, i, paths[i : i + size], max_frame, joint_bound)
+    for i in range(0, len(s.paths), size):
+        yield _Task(split, i, s.paths[i : i + size], max_frame, joint_bound, dict(s.arrays))
 
 
 def prepare_ntu(
@@ -362,10 +447,12 @@ def prepare_ntu(
     try:
         for split, s in splits.items():
             for st in all_streams:
-                if s.names:
-                    s.arrays[st] = open_npy_memmap(out / f"{split}_{st}.npy", (len(s.names), *shape_tail))
+                if s.names:  # created (blocks reserved) here, filled by the workers
+                    arr = open_npy_memmap(out / f"{split}_{st}.npy", (len(s.names), *shape_tail))
+                    s.arrays[st] = arr.filename
+                    del arr
         tasks = [t for split, s in splits.items()
-                 for t in _chunks(split, s.paths, chunk, max_frame, bounds["joint_m"])]
+                 for t in _chunks(split, s, chunk, max_frame, bounds["joint_m"])]
         from tqdm import tqdm
 
         with contextlib.ExitStack() as stack:
@@ -373,8 +460,7 @@ def prepare_ntu(
                 # The pool is started before the progress bar's monitor thread exists.
                 # forkserver, not fork: forking a process that runs threads (torch's, a progress
                 # bar's, a test runner's) can deadlock a worker on a lock copied mid-use.
-                method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-                pool = stack.enter_context(mp.get_context(method).Pool(min(workers, len(tasks))))
+                pool = stack.enter_context(_start_pool(min(workers, len(tasks))))
                 results = pool.imap(_work, tasks)
             else:
                 results = map(_work, tasks)
@@ -386,29 +472,23 @@ def prepare_ntu(
                     if on_error == "raise":
                         raise exc
                     skipped.append({"file": Path(s.paths[res.first + k]).name, "reason": str(exc)})
-                n = len(res.ok)
-                if n:
-                    rows = slice(s.written, s.written + n)
-                    joint = res.data
-                    for st in all_streams:
-                        s.arrays[st][rows] = compute_stream(joint, st)
-                    for k, info in zip(res.ok, res.infos):
-                        i = res.first + k
-                        s.kept_names.append(s.names[i])
-                        s.kept_labels.append(s.labels[i])
-                        s.num_frames.append(info.num_frames)
-                        if info.total_frames > max_frame:
-                            truncated.append(s.names[i])
-                        if info.dropped_bodies:
-                            dropped.append(s.names[i])
-                    s.written += n
+                for k, info in zip(res.ok, res.infos):  # the rows the worker wrote
+                    i = res.first + k
+                    s.kept_rows.append(i)
+                    s.kept_names.append(s.names[i])
+                    s.kept_labels.append(s.labels[i])
+                    s.num_frames.append(info.num_frames)
+                    if info.total_frames > max_frame:
+                        truncated.append(s.names[i])
+                    if info.dropped_bodies:
+                        dropped.append(s.names[i])
                 bar.update(len(res.ok) + len(res.errors))
         _finish_arrays(out, splits, all_streams, shape_tail)
     except BaseException:
         for s in splits.values():
-            for arr in s.arrays.values():
+            for tmp in s.arrays.values():
                 with contextlib.suppress(OSError):
-                    os.unlink(arr.filename)
+                    os.unlink(tmp)
         raise
 
     if truncated:
@@ -451,31 +531,31 @@ def prepare_ntu(
 
 
 def _finish_arrays(out: Path, splits: dict[str, _Split], streams: list[str], shape_tail: tuple) -> None:
-    """Flush, shrink (when files were skipped) and rename every array to its final name."""
+    """Drop the rows of bad files (when files were skipped) and rename every array to its final name."""
     from graphfuse.io import save_npy
 
     for split, s in splits.items():
         for st in streams:
             final = out / f"{split}_{st}.npy"
-            if not s.names or s.written == 0:
+            if not s.kept_rows:
                 save_npy(final, np.zeros((0, *shape_tail), dtype=np.float32))
                 if st in s.arrays:
-                    os.unlink(s.arrays.pop(st).filename)
+                    os.unlink(s.arrays.pop(st))
                 continue
-            arr = s.arrays[st]
-            if s.written < len(s.names):
-                # Skipped files leave unused rows at the end: copy the written rows into an
-                # array of the right size, a chunk at a time.
-                small = open_npy_memmap(final, (s.written, *shape_tail))
-                s.arrays[f"{st}.shrunk"] = small  # removed with the other temporaries on failure
+            tmp = s.arrays[st]
+            if len(s.kept_rows) < len(s.names):
+                # Copy the kept rows, in order, into an array of the right size, a chunk at a time.
+                full = np.lib.format.open_memmap(tmp, mode="r")
+                small = open_npy_memmap(final, (len(s.kept_rows), *shape_tail))
+                s.arrays[f"{st}.shrunk"] = small.filename  # removed with the other temporaries on failure
+                rows = np.asarray(s.kept_rows, dtype=np.int64)
                 step = 64
-                for i in range(0, s.written, step):
-                    j = min(i + step, s.written)
-                    small[i:j] = arr[i:j]
+                for i in range(0, rows.size, step):
+                    small[i:i + step] = full[rows[i:i + step]]
                 small.flush()
-                os.unlink(arr.filename)
-                del s.arrays[f"{st}.shrunk"]
-                s.arrays[st] = arr = small
-            arr.flush()
-            os.replace(arr.filename, final)
+                del full
+                os.unlink(tmp)
+                tmp = small.filename
+                del small, s.arrays[f"{st}.shrunk"]
+            os.replace(tmp, final)
             del s.arrays[st]

@@ -18,10 +18,14 @@ shahroudy/NTURGB-D and by ``read_skeleton_filter`` in the official Shift-GCN
 Lines may end in CRLF. ``bodyID`` is a 64-bit Kinect tracking id; it is parsed as an exact
 unsigned integer here (the official Python reader goes through ``float`` and loses digits).
 
-Parsing is vectorised: the file is read at once, tokens and their line numbers are found
-with numpy on the byte buffer, every line is classified by its token count, the grammar
-is checked with index arithmetic and all numbers are converted in one call. There is no
-Python loop over frames, bodies or joints.
+Parsing is vectorised: the file is read at once, every byte is mapped to a class code,
+tokens and their line numbers are found with numpy on the byte buffer, every line is
+classified by its token count and the grammar is checked with index arithmetic. The numbers
+are converted in one pass over all tokens (:func:`_simple_decimals`: each token read as two
+8-byte words, checked and converted with exact float64 steps, equal to Python's ``float``
+bit for bit); the few tokens outside that form (17-digit body ids, exponents) go through
+``float``. There is no Python loop over frames, bodies or joints. Preparation reads files
+through :func:`_read_joints`: the same checks, only the values it uses converted.
 
 :func:`format_skeleton` / :func:`write_skeleton` are the project's one writer of the format
 (tests, benchmarks and the synthetic dataset of :mod:`graphfuse.data.synthetic.ntu` use
@@ -42,23 +46,24 @@ import numpy as np
 from graphfuse.io import atomic_path
 
 __all__ = [
+    "FLOAT_KINECT",
+    "FLOAT_REPR",
+    "NTU_NAME_RE",
     "NUM_JOINTS",
     "SkeletonFormatError",
     "SkeletonSequence",
-    "read_skeleton",
-    "parse_skeleton",
-    "write_skeleton",
     "format_skeleton",
     "make_sequence",
-    "FLOAT_REPR",
-    "FLOAT_KINECT",
     "parse_ntu_name",
-    "NTU_NAME_RE",
+    "parse_skeleton",
+    "read_skeleton",
+    "write_skeleton",
 ]
 
 NUM_JOINTS = 25
 _BODY_FIELDS = 10
 _JOINT_FIELDS = 12
+_JOINT_TOKENS_USED = np.array([0, 1, 2, 11])  # x y z ... trackingState
 
 #: ``SsssCcccPpppRrrrAaaa``: setup, camera, performer (subject), replication, action.
 NTU_NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
@@ -146,13 +151,37 @@ def read_skeleton(path: str | os.PathLike) -> SkeletonSequence:
 
 def parse_skeleton(raw: bytes, source: str = "<bytes>") -> SkeletonSequence:
     """Parse the bytes of a ``.skeleton`` file; ``source`` names it in errors."""
+    return _parse(raw, source, full=True)
+
+
+@dataclass(eq=False)
+class _Joints:
+    """What preparation needs of a file (see :func:`_parse` with ``full=False``)."""
+
+    path: str
+    num_frames: int
+    body_frame: np.ndarray  #: (B,) int64
+    body_slot: np.ndarray   #: (B,) int64
+    xyz: np.ndarray         #: (B, V, 3) float64
+
+    @property
+    def num_bodies(self) -> int:
+        return int(self.body_frame.shape[0])
+
+
+def _read_joints(path: str | os.PathLike) -> _Joints:
+    """The joints and body layout of a file, after every check of :func:`read_skeleton`.
+
+    For preparation: the same parse and the same errors as :func:`read_skeleton`, without
+    building the fields that preparation does not use (pixels, orientations, states).
+    """
+    path = Path(path)
+    return _parse(path.read_bytes(), str(path), full=False)
+
+
+def _parse(raw: bytes, source: str, full: bool) -> SkeletonSequence | _Joints:
     buf = np.frombuffer(raw, dtype=np.uint8)
-    # bytes.split() whitespace: \t \n \v \f \r (9..13) and space.
-    ws = (buf == 32) | ((buf - np.uint8(9)) <= 4)
-    # A token starts at a non-whitespace byte that follows whitespace (or the file start).
-    starts = ~ws
-    starts[1:] &= ws[:-1]
-    tok_pos = np.flatnonzero(starts)
+    code, tok_pos = _scan(raw)
     n_tok = int(tok_pos.size)
     if n_tok == 0:
         raise _error(source, 0, "empty file")
@@ -176,7 +205,14 @@ def parse_skeleton(raw: bytes, source: str = "<bytes>") -> SkeletonSequence:
             f"expected 1 value (a count), {_BODY_FIELDS} (a body line) or {_JOINT_FIELDS} "
             f"(a joint line), found {int(counts[bad])}",
         )
-    values = _to_float(raw, n_tok, lambda i: int(np.searchsorted(newline_pos, tok_pos[i])), source)
+    need = None
+    if not full:  # preparation: every token is checked, but only counts, body lines, x y z and
+        # the joint trackingState are converted (a joint line's other 8 values are not used)
+        joint = counts == _JOINT_FIELDS
+        need = ~np.repeat(joint, counts)
+        need[(line_first_tok[joint][:, None] + _JOINT_TOKENS_USED).reshape(-1)] = True
+        need = np.flatnonzero(need)
+    values = _to_float(raw, code, tok_pos, lambda i: int(np.searchsorted(newline_pos, tok_pos[i])), source, need)
 
     # ---- grammar, by index arithmetic -------------------------------------------------
     errors: list[tuple[int, str]] = []  # (0-based line, reason); the earliest line is reported
@@ -206,8 +242,8 @@ def parse_skeleton(raw: bytes, source: str = "<bytes>") -> SkeletonSequence:
     j_ok = joint_lines[~past_end]
     bad = _first(counts[j_ok] != _JOINT_FIELDS)
     if bad is not None:
-        errors.append((j_ok[bad], f"expected a joint line ({_JOINT_FIELDS} values), found a line of "
-                                  f"{int(counts[j_ok[bad]])}"))
+        errors.append((j_ok[bad], (f"expected a joint line ({_JOINT_FIELDS} values), found a line of "
+                                  f"{int(counts[j_ok[bad]])}")))
 
     role = np.zeros(n_lines, dtype=np.int8)  # 0 free, 1 body, 2 numJoints, 3 joint
     role[body_lines] = 1
@@ -227,8 +263,8 @@ def parse_skeleton(raw: bytes, source: str = "<bytes>") -> SkeletonSequence:
 
     if num_frames >= 0:
         if header_lines.size < num_frames:
-            errors.append((n_lines, f"unexpected end of file: line 1 declares {num_frames} frames, "
-                                    f"found {header_lines.size}"))
+            errors.append((n_lines, (f"unexpected end of file: line 1 declares {num_frames} frames, "
+                                    f"found {header_lines.size}")))
         elif header_lines.size > num_frames:
             errors.append((header_lines[num_frames],
                            f"data after the {num_frames} frames declared in line 1"))
@@ -248,20 +284,25 @@ def parse_skeleton(raw: bytes, source: str = "<bytes>") -> SkeletonSequence:
         found = np.bincount(body_frame, minlength=header_lines.size)
         bad = _first(found != nb_vals)
         if bad is not None:
-            errors.append((header_lines[bad], f"frame {bad + 1} declares {_fmt(nb_vals[bad])} bodies, "
-                                              f"found {int(found[bad])}"))
+            errors.append((header_lines[bad], (f"frame {bad + 1} declares {_fmt(nb_vals[bad])} bodies, "
+                                              f"found {int(found[bad])}")))
 
     # ---- fields -------------------------------------------------------------------------
     if not errors:
         body_vals = values[line_first_tok[body_lines][:, None] + np.arange(_BODY_FIELDS)]
-        joint_vals = values[line_first_tok[joint_lines][:, None] + np.arange(_JOINT_FIELDS)]
-        joint_vals = joint_vals.reshape(-1, NUM_JOINTS, _JOINT_FIELDS)
+        joint_first = line_first_tok[joint_lines]
+        if full:
+            joint_vals = values[joint_first[:, None] + np.arange(_JOINT_FIELDS)]
+            joint_vals = joint_vals.reshape(-1, NUM_JOINTS, _JOINT_FIELDS)
+            joint_state = joint_vals[:, :, 11]
+        else:  # only what preparation uses (and checks)
+            joint_state = values[joint_first + 11]
         int_body = body_vals[:, [1, 2, 3, 4, 5, 6, 9]]
         bad = _first(~_is_int32(int_body).all(axis=1))
         if bad is not None:
-            errors.append((body_lines[bad], "clippedEdges, hand confidences/states, isRestricted and "
-                                            "trackingState must be integers"))
-        bad = _first(~_is_int32(joint_vals[:, :, 11]).reshape(-1))
+            errors.append((body_lines[bad], ("clippedEdges, hand confidences/states, isRestricted and "
+                                            "trackingState must be integers")))
+        bad = _first(~_is_int32(joint_state).reshape(-1))
         if bad is not None:
             errors.append((joint_lines[bad], "joint trackingState must be an integer"))
     # A non-finite token (nan, inf, or 1e400, which overflows float64) is refused here, so no
@@ -281,6 +322,9 @@ def parse_skeleton(raw: bytes, source: str = "<bytes>") -> SkeletonSequence:
     frame_first_body = np.concatenate(([0], np.cumsum(nb)[:-1]))
     body_frame = body_frame.astype(np.int64)
     body_slot = np.arange(body_lines.size, dtype=np.int64) - frame_first_body[body_frame]
+    if not full:
+        xyz = values[joint_first[:, None] + np.arange(3)].reshape(-1, NUM_JOINTS, 3)
+        return _Joints(source, num_frames, body_frame, body_slot, xyz)
     return SkeletonSequence(
         path=source,
         num_frames=num_frames,
@@ -324,27 +368,161 @@ def _is_int32(v: np.ndarray) -> np.ndarray:
     return np.isfinite(v) & (v == np.floor(v)) & (np.abs(v) < 2**31)
 
 
-def _to_float(raw: bytes, n_tok: int, line_of_token: Callable[[int], int], source: str) -> np.ndarray:
+# ----------------------------------------------------------------------------------------
+# Numbers: one vectorised pass over the tokens, exact (correctly rounded, as Python float)
+# ----------------------------------------------------------------------------------------
+
+# Every byte of a file is first mapped to a class code, so that 8 bytes of a token can be
+# tested at once as one uint64 ("SIMD within a register"): a digit maps to its value 0..9,
+# '.' to 0x10, '-' to 0x20, whitespace (bytes.split(): \t \n \v \f \r and space) to 0x80,
+# and any other byte to 0x40.
+_WS, _OTHER, _MINUS, _DOT = 0x80, 0x40, 0x20, 0x10
+_BYTE_CLASS = np.full(256, _OTHER, dtype=np.uint8)
+_BYTE_CLASS[48:58] = np.arange(10)
+_BYTE_CLASS[46] = _DOT
+_BYTE_CLASS[45] = _MINUS
+_BYTE_CLASS[[9, 10, 11, 12, 13, 32]] = _WS
+_CLASS_TABLE = _BYTE_CLASS.tobytes()
+
+
+def _bytes8(b: int) -> np.uint64:
+    return np.uint64(int.from_bytes(bytes([b]) * 8, "little"))
+
+
+_U1, _U3 = np.uint64(1), np.uint8(3)
+_EVERY_WS, _EVERY_DOT, _LOW_NIBBLES = _bytes8(_WS), _bytes8(_DOT), _bytes8(0x0F)
+# A '-' is allowed in the first byte of a token only; any other class bit is not allowed.
+_NOT_ALLOWED_0 = _bytes8(_OTHER) | (_bytes8(_MINUS) & np.uint64(0xFFFF_FFFF_FFFF_FF00))
+_NOT_ALLOWED_1 = _bytes8(_OTHER) | _bytes8(_MINUS)
+# Scale factors by token length L (the digits of a token are read as two 8-digit numbers A
+# and B, the token left-aligned and padded with zeros): the digit string is
+# A / 10^(8-L) (L <= 8) or A * 10^(L-8) + B / 10^(16-L) (L > 8); every step is exact.
+_DIV_A = np.array([10.0 ** (8 - n) if n < 8 else 1.0 for n in range(17)])
+_MUL_A = np.array([10.0 ** (n - 8) if n > 8 else 1.0 for n in range(17)])
+_DIV_B = np.array([10.0 ** (16 - n) if n > 8 else 1.0 for n in range(17)])
+_POW10_F = 10.0 ** np.arange(17)
+_NO_DOT_SCALE = np.array([10.0, 1.0, 1.0])  # by dot count: a token without '.' reads as "<token>."
+_SIGN = np.array([1.0, -1.0])
+#: Above this share of tokens outside the fast path (exponents, 16+ characters: e.g. files
+#: written with ``repr`` floats), the whole file goes through numpy's C text parser instead.
+_SLOW_SHARE = 0.25
+_TOKEN_RE = re.compile(rb"[^ \t\n\r\x0b\x0c]+")
+
+
+def _scan(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """``(code, tok_pos)``: the class code of every byte and the byte offset of every token.
+
+    ``code`` is padded: ``code[0]`` and the 16 bytes after the data are whitespace, so that
+    ``code[1 + i]`` is the class of ``raw[i]`` and a 16-byte window at any token stays inside.
+    (``bytes.translate`` maps the bytes in C, about twice as fast as a numpy table lookup.)
+    """
+    n = len(raw)
+    code = np.frombuffer(b"\x80" + raw.translate(_CLASS_TABLE) + b"\x80" * 16, dtype=np.uint8)
+    ws = code >= _WS
+    # A token starts at a non-whitespace byte that follows whitespace (or the file start).
+    return code, np.flatnonzero(ws[:n] & ~ws[1:n + 1])
+
+
+def _eight_digits(g: np.ndarray) -> np.ndarray:
+    """The 8-digit numbers whose digits (0..9, first digit in the lowest byte) fill ``g``."""
+    g = ((g * np.uint64(10 * 256 + 1)) >> np.uint64(8)) & np.uint64(0x00FF00FF00FF00FF)
+    g = ((g * np.uint64(100 * 65536 + 1)) >> np.uint64(16)) & np.uint64(0x0000FFFF0000FFFF)
+    return (g * np.uint64(10000 * 2**32 + 1)) >> np.uint64(32)
+
+
+def _below_lowest_flag(flags: np.ndarray) -> np.ndarray:
+    """The bits below the lowest set bit of each word (the low 63 bits where none is set)."""
+    return (flags ^ (flags - _U1)) >> _U1
+
+
+def _simple_decimals(code: np.ndarray, tok_pos: np.ndarray,
+                     need: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, ok)``: every token of the form ``-?digits[.digits]`` with at most 15 characters.
+
+    ``values[i]`` equals ``float(token)`` bit for bit where ``ok[i]``; other tokens (an
+    exponent, a sign elsewhere, 16+ characters, no digit, any other byte) have ``ok`` False.
+    Exactness: the mantissa ``m`` (at most 15 digits, so below 2^53) is assembled with
+    exact float64 operations on integers and divided once by ``10^q`` (q <= 15 digits after
+    the point, exact in float64); one IEEE division of exact operands is correctly rounded,
+    which is the conversion Python's ``float`` performs (Clinger's fast path). With ``need``
+    (token indices), every token is checked but only those values are computed (others: 0.0).
+    """
+    # Two unaligned 8-byte words per token, at the token and 8 bytes after it.
+    words = np.ndarray(shape=(code.size - 7,), dtype=np.uint64, buffer=code, strides=(1,))
+    w0 = words[tok_pos + 1]
+    w1 = words[tok_pos + 9]
+    ws0 = w0 & _EVERY_WS
+    inside0 = _below_lowest_flag(ws0)  # the bytes before the first whitespace (the token)
+    ws1 = w1 & _EVERY_WS
+    inside1 = _below_lowest_flag(ws1) * (ws0 == 0)
+    ok = (ws0 | ws1) != 0  # the token ends within 16 bytes
+    w0 &= inside0
+    w1 &= inside1
+    # inside0 has 8b + 7 bits for whitespace at byte b, 63 for none (then inside1: 8b' + 7).
+    length = (np.bitwise_count(inside0) + np.bitwise_count(inside1)) >> _U3
+    ok &= ((w0 & _NOT_ALLOWED_0) | (w1 & _NOT_ALLOWED_1)) == 0
+    negative = (w0 & np.uint64(_MINUS)) != 0
+    dot0 = w0 & _EVERY_DOT
+    dot1 = w1 & _EVERY_DOT
+    dots = np.bitwise_count(dot0) + np.bitwise_count(dot1)
+    ok &= (dots <= 1) & (length - dots - negative >= 1) & (length <= 15)  # one digit at least
+    # Bytes before the '.': dot ^ (dot - 1) has 8b + 5 bits for a '.' at byte b (64: none).
+    before0 = np.bitwise_count(dot0 ^ (dot0 - _U1)) >> _U3
+    before1 = np.bitwise_count(dot1 ^ (dot1 - _U1)) >> _U3
+    dot_pos = before0 + before1 * (before0 == 8)
+    if need is not None:  # the values of these tokens only (the others stay 0.0)
+        w0, w1, length, dots, dot_pos, negative = (x[need] for x in (w0, w1, length, dots, dot_pos, negative))
+    n = length.astype(np.intp)
+    # The digit string with '.' and '-' read as the digit 0 (exact: below 10^16 and split in two).
+    a = _eight_digits(w0 & _LOW_NIBBLES).astype(np.float64)
+    b = _eight_digits(w1 & _LOW_NIBBLES).astype(np.float64)
+    raw = (a / _DIV_A.take(n)) * _MUL_A.take(n) + b / _DIV_B.take(n)
+    raw *= _NO_DOT_SCALE.take(dots)
+    # With q digits after the point: raw = high * 10^(q+1) + 0 * 10^q + low; m = high * 10^q + low.
+    q = np.maximum(n - 1 - dot_pos.astype(np.intp), 0)
+    scale = _POW10_F.take(np.minimum(q, 15))
+    high = np.floor(raw / (scale * 10.0))  # exact: see below
+    values = (high * scale + (raw - high * (scale * 10.0))) / scale
+    values *= _SIGN.take(negative.view(np.uint8))
+    if need is not None:
+        full = np.zeros(tok_pos.size)
+        full[need] = values
+        values = full
+    return values, ok
+    # floor(raw / 10^(q+1)) is exact although the division rounds: raw < 10^15, so the
+    # quotient's fraction is at most 1 - 10^-q and its rounding error below 10^-q / 2.
+
+
+def _to_float(raw: bytes, code: np.ndarray, tok_pos: np.ndarray, line_of_token: Callable[[int], int],
+              source: str, need: np.ndarray | None = None) -> np.ndarray:
     """All tokens as float64, with the semantics of Python ``float`` (as the official reader).
 
-    The fast path is numpy's C text parser (all tokens or an exception). When it refuses a
-    token, the first token that ``float`` rejects is located (error path only) and reported
-    with its line; tokens that only Python accepts are converted by Python.
+    Plain decimals (nearly every token of a dataset file) are converted by
+    :func:`_simple_decimals`; the few other tokens (the 17-digit body ids, an exponent) go
+    through ``float`` one by one, and the first token that ``float`` rejects is reported
+    with its line. A file with many other tokens is converted by numpy's C text parser.
     """
-    try:
-        values = np.fromstring(raw, dtype=np.float64, sep=" ")
-        if values.size == n_tok:
-            return values
-    except ValueError:
-        pass
-    tokens = raw.split()
-    for i, tok in enumerate(tokens):  # error path only
+    n_tok = tok_pos.size
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        values, ok = _simple_decimals(code, tok_pos, need)
+        slow = np.flatnonzero(~ok)
+    else:
+        values, slow = np.empty(n_tok), np.arange(n_tok)
+    if slow.size > _SLOW_SHARE * n_tok:
         try:
-            float(tok)
+            parsed = np.fromstring(raw, dtype=np.float64, sep=" ")
+            if parsed.size == n_tok:
+                return parsed
+        except ValueError:
+            pass
+    for i in slow.tolist():  # a loop over the tokens outside the fast path only
+        tok = _TOKEN_RE.match(raw, int(tok_pos[i])).group()
+        try:
+            values[i] = float(tok)
         except ValueError:
             text = tok.decode("ascii", "backslashreplace")
             raise _error(source, line_of_token(i), f"non-numeric value {text!r}") from None
-    return np.array(list(map(float, tokens)), dtype=np.float64)
+    return values
 
 
 _POW10 = 10 ** np.arange(9, -1, -1, dtype=np.uint64)  # 10^9 .. 10^0

@@ -1,0 +1,54 @@
+"""CPU settings of the ``graphfuse`` command and its worker processes (no torch import here).
+
+* :data:`CPU_ENV_DEFAULTS`: OpenMP threads that have finished their share of an operation
+  sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``). Beside another CPU-heavy program,
+  spinning threads steal the cores the other threads wait for: training was 3x slower (up to
+  10x beside another torch job); on a quiet machine spinning is 5-12% faster
+  (docs/benchmarks.md, "CPU threads"). Applied by :func:`apply_env_defaults` before torch is
+  imported (OpenMP reads it once); a value the user exports wins.
+* :data:`CPU_MALLOC_DEFAULTS`: glibc's allocator keeps freed large blocks in the heap for the
+  next training step instead of unmapping them and page-faulting them in again (Shift-GCN at
+  300 frames: every activation is ~60 MB, above glibc's largest dynamic mmap threshold of
+  32 MB, and the default allocator made training 2.6x slower; docs/benchmarks.md,
+  "Shift-GCN (CPU)"). The environment variables of the same names are read by glibc only when
+  a process starts, so :func:`tune_glibc_allocator` applies the values with ``mallopt`` (they
+  take effect for every later allocation; no re-exec). A variable the user exports wins
+  (glibc applied it at start), and ``GRAPHFUSE_MALLOC=default`` keeps glibc's own behaviour.
+  Not glibc: nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["CPU_ENV_DEFAULTS", "CPU_MALLOC_DEFAULTS", "apply_env_defaults", "tune_glibc_allocator"]
+
+CPU_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+#: ``variable name -> (mallopt option, value)``: ``M_TRIM_THRESHOLD`` (-1) and
+#: ``M_MMAP_THRESHOLD`` (-3).
+CPU_MALLOC_DEFAULTS = {"MALLOC_TRIM_THRESHOLD_": (-1, 2**31 - 1), "MALLOC_MMAP_THRESHOLD_": (-3, 2**31 - 1)}
+
+
+def apply_env_defaults(defaults: dict[str, str] = CPU_ENV_DEFAULTS) -> None:
+    """Set each of ``defaults`` the user has not exported (call before torch is imported)."""
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+def tune_glibc_allocator(defaults: dict[str, tuple[int, int]] = CPU_MALLOC_DEFAULTS) -> list[str]:
+    """Apply ``defaults`` (``variable name -> (mallopt option, value)``) with glibc's
+    ``mallopt``, skipping the variables the user set; returns the names applied (empty when
+    this is not glibc or ``GRAPHFUSE_MALLOC=default``)."""
+    import ctypes
+
+    if os.environ.get("GRAPHFUSE_MALLOC", "").lower() == "default":
+        return []
+    try:  # glibc names itself here (cheap, unlike platform.libc_ver, which reads the executable)
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+            return []
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (AttributeError, OSError, ValueError):  # no confstr / name unknown / no libc.so.6
+        return []
+    return [name for name, (option, value) in defaults.items()
+            if name not in os.environ and mallopt(option, ctypes.c_int(value)) == 1]
