@@ -47,9 +47,9 @@ import graphfuse
 PACKAGE_DIR = Path(graphfuse.__file__).resolve().parent
 
 #: The commands built on tasks, models and data.
-COMMANDS = {"engine", "info", "convert", "ensemble"}
+COMMANDS = {"engine", "info", "convert", "ensemble", "infer", "export", "show"}
 #: Plain utilities, importable from anywhere.
-UTILITIES = {"io", "checkpoints", "runs", "config_files", "parse_errors"}
+UTILITIES = {"io", "checkpoints", "runs", "config_files", "parse_errors", "cpu_defaults"}
 APP = {"cli", "ablation", "families"} | COMMANDS
 
 FORBIDDEN: dict[str, set[str]] = {
@@ -64,6 +64,9 @@ FORBIDDEN: dict[str, set[str]] = {
     "info": {"cli", "ablation"},
     "convert": {"cli", "ablation"},
     "ensemble": {"cli", "ablation"},
+    "infer": {"cli", "ablation"},
+    "export": {"cli", "ablation"},
+    "show": {"cli", "ablation"},
     "ablation": {"cli"},
     **{u: {"graphs", "layers", "models", "tasks", "data", "metrics", "losses"} | APP for u in UTILITIES},
 }
@@ -81,6 +84,10 @@ READERS = [
     "graphfuse.data.multilabel.prepare",
     "graphfuse.data.video.splits",
     "graphfuse.data.video.sampling",
+    "graphfuse.data.gait.readers",
+    "graphfuse.data.gait.pretreat",
+    "graphfuse.data.gait.sequences",
+    "graphfuse.data.gait.prepare",
 ]
 
 

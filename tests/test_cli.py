@@ -155,6 +155,10 @@ def test_every_shipped_config_parses(capsys):
         elif task == "graphfuse.tasks.multilabel.MultiLabelRecognition":
             # the number of labels comes from meta.json (no num_class in the config: checked above)
             assert "image_size" in resolved["data"]["init_args"], cfg
+        elif task == "graphfuse.tasks.gait.GaitRecognition":
+            # iteration-based recipes without a validation split: the last iteration is tested
+            assert resolved["run"]["select"] == "last" and resolved["trainer"]["max_steps"] > 0, cfg
+            assert resolved["data"]["init_args"]["p"] and resolved["data"]["init_args"]["k"], cfg
         else:
             from graphfuse.tasks import CrossingIntention
 
@@ -219,3 +223,14 @@ def test_fit_prints_a_one_line_model_summary_with_the_flops_of_info(synthetic_nt
     assert f"{get_human_readable_count(cost.flops)} FLOPs per sample (input [1, 3, 16, 25, 2])" in lines[0]
     assert not [w for w in caught if "LeafSpec" in str(w.message)]
     assert not any("Skipping setting a default `ModelSummary`" in r.getMessage() for r in caplog.records)
+
+
+def test_prepare_loads_no_torch():
+    """``graphfuse prepare`` (and its --help) import no torch: preparation runs where torch is
+    slow to import or absent, and its time is the readers' (docs/benchmarks.md, NTU preparation)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom graphfuse.cli import main\ntry:\n    main(['prepare', 'ntu', '--help'])\n"
+            "except SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from graphfuse.runs import RunArtifacts, read_metrics_csv, resolve_run_dir
@@ -121,3 +122,206 @@ def test_tip_filter_drops_only_package_tips(caplog):
         log.info("💡 Tip: For seamless cloud logging ... try installing [litlogger](https://pypi.org/project/litlogger/)")
         log.info("GPU available: False")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False"]
+
+
+# -- test-end outputs: per-class accuracy, the named confusion matrix, the task's own report ----------
+def _tester(callbacks):
+    import lightning as L
+
+    return L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, callbacks=callbacks)
+
+
+class _ArgmaxNet(__import__("torch").nn.Module):
+    """Logits one-hot at class ``x[n, 0, 0, 0, 0]``: the prediction of each sample is set by its input."""
+
+    input_names = ("x",)
+
+    def __init__(self, num_class):
+        super().__init__()
+        self.num_class = num_class
+        self.unused = __import__("torch").nn.Linear(1, 1)
+
+    def forward(self, x):
+        import torch
+
+        return 5.0 * torch.nn.functional.one_hot(x[:, 0, 0, 0, 0].long(), self.num_class).float()
+
+
+def _action_dm(pred, target, class_names):
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader
+
+    x = torch.zeros(len(pred), 3, 2, 1, 1)
+    x[:, 0, 0, 0, 0] = torch.tensor(pred, dtype=torch.float32)
+    rows = [{"x": x[i], "target": torch.tensor(target[i]), "id": torch.tensor(i)} for i in range(len(pred))]
+
+    class DM(L.LightningDataModule):
+        def test_dataloader(self):
+            return DataLoader(rows, batch_size=4)
+
+        def split_names(self, stage):
+            return [f"S001A{i:03d}" for i in range(len(rows))]
+
+        def inference_options(self):
+            return {"class_names": class_names}
+
+    return DM()
+
+
+def test_classification_test_writes_per_class_accuracy_and_named_confusion(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from graphfuse.tasks.action import ActionRecognition
+
+    # true:  0 0 0 1 1 2 2 2 2 ; predicted: 0 0 1 1 1 2 2 0 1  (hand-worked below)
+    target = [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    pred = [0, 0, 1, 1, 1, 2, 2, 0, 1]
+    names = ["drink water", "eat meal/snack", "a class name far longer than twenty-eight characters"]
+    run = tmp_path / "run"
+    _tester([RunArtifacts(run)]).test(ActionRecognition(_ArgmaxNet(3)), datamodule=_action_dm(pred, target, names),
+                                      verbose=False)
+    summary = json.loads((run / "summary.json").read_text())
+    per_class = summary["test"]["per_class"]
+    assert [r["class"] for r in per_class] == names
+    assert [r["support"] for r in per_class] == [3, 2, 4]
+    assert [r["correct"] for r in per_class] == [2, 2, 2]
+    assert [r["recall"] for r in per_class] == pytest.approx([2 / 3, 1.0, 0.5])
+    assert [r["precision"] for r in per_class] == pytest.approx([2 / 3, 2 / 4, 1.0])
+    assert summary["test"]["metrics"]["test/top1"] == pytest.approx(6 / 9)
+    assert summary["test"]["num_samples"] == 9 and (run / "scores.npz").is_file()
+    with Image.open(run / "confusion_test.png") as im:
+        assert im.format == "PNG" and min(im.size) >= 500
+
+
+def test_confusion_names_fall_back_to_indices_and_scale_to_120_classes(tmp_path):
+    from PIL import Image
+
+    from graphfuse.runs import plot_confusion
+
+    rng = np.random.default_rng(0)
+    confusion = rng.integers(0, 5, (120, 120)) + np.diag(np.full(120, 30))
+    names = [f"action number {i} with a rather long descriptive name" for i in range(120)]
+    labels = plot_confusion(tmp_path / "c120.png", confusion, names)
+    assert labels[7] == "7: action number 7 with a rath\u2026" and max(len(t) for t in labels) <= 33
+    with Image.open(tmp_path / "c120.png") as im:
+        w, h = im.size
+    assert 2400 <= h <= 3100 and w > h  # ~20 px per class row, plus room for the labels and the colour bar
+    assert plot_confusion(tmp_path / "c3.png", np.eye(3, dtype=int), None) == ["0", "1", "2"]
+
+
+def test_per_class_rows_from_confusion_and_multilabel_scores():
+    from graphfuse.runs import multilabel_per_class, per_class_from_confusion
+
+    rows = per_class_from_confusion(np.array([[3, 1, 0], [0, 0, 0], [1, 0, 0]]), None)
+    assert [r["class"] for r in rows] == ["0", "1", "2"]
+    assert [r["recall"] for r in rows] == [0.75, None, 0.0]  # None: no test sample of the class
+    assert [r["precision"] for r in rows] == [0.75, 0.0, None]  # None: never predicted
+    with pytest.raises(ValueError, match="square"):
+        per_class_from_confusion(np.zeros((2, 3)))
+    scores = np.array([[1.0, -1.0], [0.5, 2.0], [-0.2, 0.1], [3.0, 0.0]])
+    labels = np.array([[1, 0], [1, 1], [1, -1], [0, 1]])
+    rows = multilabel_per_class(scores, labels, ["cat", "dog"])
+    assert [(r["class"], r["support"], r["correct"]) for r in rows] == [("cat", 3, 2), ("dog", 2, 2)]
+    assert rows[0]["recall"] == pytest.approx(2 / 3) and rows[0]["precision"] == pytest.approx(2 / 3)
+    assert rows[1]["precision"] == 1.0  # the difficult (-1) entry predicted on image 2 is not counted
+
+
+class _ReportingTask(__import__("lightning").LightningModule):
+    """A task whose results are no classification scores (as gait's): it logs a metric, keeps
+    no scores / confusion, and writes its own report through ``test_report``."""
+
+    def __init__(self, results):
+        import torch
+
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.results = results
+        self.test_results = None
+        self.report_dirs = []
+
+    def test_step(self, batch, batch_idx):
+        self.log("test/rank1", 0.75)
+
+    def on_test_epoch_end(self):
+        self.test_results = self.results
+
+    def test_report(self, run_dir):
+        self.report_dirs.append(run_dir)
+        (run_dir / "heatmap.png").write_bytes(b"png")
+        return {"table": {"NM": [95.0, 96.0]}, "metrics": {"test/mean": 0.5}}
+
+
+@pytest.mark.parametrize("results", [None, "index only"])
+def test_task_test_report_is_merged_and_classification_outputs_skipped(tmp_path, results):
+    import json
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    results = {"index": torch.arange(3)} if results else None
+    task = _ReportingTask(results)
+    run = tmp_path / "run"
+    _tester([RunArtifacts(run, select="last")]).test(task, dataloaders=DataLoader(torch.zeros(3, 1)), verbose=False)
+    assert task.report_dirs == [run]
+    test = json.loads((run / "summary.json").read_text())["test"]
+    assert test["table"] == {"NM": [95.0, 96.0]}
+    assert test["metrics"] == {"test/rank1": 0.75, "test/mean": 0.5}  # merged, not replaced
+    assert "per_class" not in test and "scores" not in test
+    assert not (run / "scores.npz").exists() and not (run / "confusion_test.png").exists()
+    assert (run / "heatmap.png").is_file()
+
+
+def test_a_report_that_is_no_dict_is_refused(tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    task = _ReportingTask(None)
+    task.test_report = lambda run_dir: ["not", "a", "dict"]
+    with pytest.raises(TypeError, match=r"test_report\(run_dir\) must return a dict, got list"):
+        _tester([RunArtifacts(tmp_path)]).test(task, dataloaders=DataLoader(torch.zeros(3, 1)), verbose=False)
+
+
+def test_multilabel_results_give_per_label_recall_and_a_named_cooccurrence_picture(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    import torch
+
+    scores = torch.tensor([[1.0, -1.0], [0.5, 2.0], [-0.2, 0.1], [3.0, 0.0]])
+    labels = torch.tensor([[1, 0], [1, 1], [1, -1], [0, 1]])
+    module = torch.nn.Linear(1, 1)
+    module.test_results = {"index": torch.arange(4), "scores": scores, "labels": labels,
+                           "confusion": torch.tensor([[2, 1], [1, 2]])}
+    dm = SimpleNamespace(class_names=["cat", "dog"], split_names=lambda stage: ["a.jpg", "b.jpg", "c.jpg", "d.jpg"])
+    trainer = SimpleNamespace(is_global_zero=True, callback_metrics={"test/mAP": torch.tensor(0.5)}, ckpt_path=None,
+                              datamodule=dm)
+    RunArtifacts(tmp_path, monitor="val/mAP").on_test_end(trainer, module)
+    test = json.loads((tmp_path / "summary.json").read_text())["test"]
+    assert [(r["class"], r["support"], r["correct"]) for r in test["per_class"]] == [("cat", 3, 2), ("dog", 2, 2)]
+    assert test["metrics"] == {"test/mAP": 0.5} and test["num_samples"] == 4
+    assert (tmp_path / "confusion_test.png").is_file()
+    with np.load(tmp_path / "scores.npz") as z:
+        assert z["names"].tolist() == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"] and z["labels"].shape == (4, 2)
+
+
+def test_a_trained_run_records_per_class_accuracy_matching_its_scores(trained_ntu_run):
+    """The shared short NTU run (graphfuse fit through the engine): summary.json's per-class rows
+    agree with scores.npz; synthetic NTU has no class names, so indices name the classes."""
+    import json
+
+    from PIL import Image
+
+    test = json.loads((trained_ntu_run / "summary.json").read_text())["test"]
+    with np.load(trained_ntu_run / "scores.npz", allow_pickle=False) as z:
+        pred, labels = z["scores"].argmax(1), z["labels"]
+    rows = test["per_class"]
+    assert [r["class"] for r in rows] == [str(k) for k in range(10)]
+    assert [r["support"] for r in rows] == np.bincount(labels, minlength=10).tolist()
+    assert [r["correct"] for r in rows] == np.bincount(labels[pred == labels], minlength=10).tolist()
+    assert sum(r["correct"] for r in rows) / len(labels) == pytest.approx(test["metrics"]["test/top1"])
+    with Image.open(trained_ntu_run / "confusion_test.png") as im:
+        assert im.format == "PNG" and min(im.size) >= 500

@@ -10,6 +10,12 @@
   ``graphfuse convert --list`` prints the released checkpoints (the families' weights tables).
 * ``graphfuse ensemble RUN_DIR... [--weights W,...] [--softmax] [--out DIR]`` - fuse runs' scores.
 * ``graphfuse info -c CONFIG [--key=value ...] [--frames T]`` - parameters, buffers, FLOPs.
+* ``graphfuse infer --ckpt CKPT INPUT... [--json] [--top-k K] [--threshold T] [--stride N]`` - a
+  checkpoint on raw files in the dataset's format (:mod:`graphfuse.infer`; each family's hook).
+* ``graphfuse export --ckpt CKPT --format onnx|pt2 OUT [--opset N] [--batch N] [--no-check]`` -
+  ONNX / torch.export archive with an onnxruntime parity check (:mod:`graphfuse.export`).
+* ``graphfuse show INPUT [--ckpt CKPT] [--out FILE.gif|.mp4]`` - a skeleton sequence as an
+  animation, with the predicted class over time (:mod:`graphfuse.show`).
 * ``graphfuse ablate SPEC.yaml`` / ``graphfuse report runs/<study>`` - ablation studies.
 
 The LightningCLI subclass itself lives in :mod:`graphfuse.engine`.
@@ -18,32 +24,39 @@ The LightningCLI subclass itself lives in :mod:`graphfuse.engine`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-#: The CPU default of the ``graphfuse`` command: OpenMP threads that have finished their share
-#: of an operation sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``). Beside another
-#: CPU-heavy program, spinning threads steal the cores the other threads wait for: training
-#: was 3x slower (up to 10x beside another torch job); on a quiet machine spinning is 5-12%
-#: faster (docs/benchmarks.md, "CPU threads"). Set before torch is imported (OpenMP reads it once); a
-#: value the user exports wins.
-CPU_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
-if "torch" not in sys.modules:
-    for _key, _value in CPU_ENV_DEFAULTS.items():
-        os.environ.setdefault(_key, _value)
+# The command's CPU defaults (graphfuse.cpu_defaults: OpenMP threads sleep instead of spinning,
+# glibc keeps freed large blocks in the heap), set before torch is imported.
+from .cpu_defaults import CPU_ENV_DEFAULTS, CPU_MALLOC_DEFAULTS, apply_env_defaults, tune_glibc_allocator
 
-from .engine import GraphfuseCLI, RunOptions, import_components
+if "torch" not in sys.modules:
+    apply_env_defaults()
+tune_glibc_allocator()
+
 from .families import BOUND_HELP as _BOUND_HELP
 
-__all__ = ["main", "GraphfuseCLI", "RunOptions"]
+__all__ = ["CPU_ENV_DEFAULTS", "CPU_MALLOC_DEFAULTS", "main", "tune_glibc_allocator"]
+
+
+def __getattr__(name: str) -> object:
+    """``GraphfuseCLI``, ``RunOptions`` and ``import_components`` from :mod:`graphfuse.engine`,
+    imported on first use: the plain subcommands (``prepare``, ``--help``) load no torch."""
+    if name in ("GraphfuseCLI", "RunOptions", "import_components"):
+        from . import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 TRAINER_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 STUDY_SUBCOMMANDS = ("ablate", "report")
-TOOL_SUBCOMMANDS = ("prepare", "check", "convert", "ensemble", "info")
+TOOL_SUBCOMMANDS = ("prepare", "check", "convert", "ensemble", "info", "infer", "export", "show")
 
 
 # -- plain subcommands ------------------------------------------------------------------------------
-def _tools_parser() -> argparse.ArgumentParser:
+def _tools_parser(needed: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """The tools' parser; ``info``, ``infer``, ``export`` and ``show`` (which import torch) only when
+    ``needed`` names them."""
     p = argparse.ArgumentParser(prog="graphfuse", description="graphfuse dataset and checkpoint tools")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -82,11 +95,24 @@ def _tools_parser() -> argparse.ArgumentParser:
                      help="fuse softmax probabilities (PYSKL) instead of raw logits (official Shift-GCN)")
     ens.add_argument("--out", default=".", help="directory for ensemble.md and ensemble.csv (default: .)")
 
-    from .info import add_info_arguments
+    if "info" in needed:
+        from .info import add_info_arguments
 
-    info = sub.add_parser("info", help="trainable parameters, buffers and FLOPs per sample of a config's model",
-                          epilog="Further --dotted.key=value arguments override the config, as for `fit`.")
-    add_info_arguments(info)
+        info = sub.add_parser("info", help="trainable parameters, buffers and FLOPs per sample of a config's model",
+                              epilog="Further --dotted.key=value arguments override the config, as for `fit`.")
+        add_info_arguments(info)
+    if "infer" in needed:
+        from .infer import add_infer_arguments
+
+        add_infer_arguments(sub.add_parser("infer", help="a checkpoint on raw files in the dataset's original format"))
+    if "export" in needed:
+        from .export import add_export_arguments
+
+        add_export_arguments(sub.add_parser("export", help="export a checkpoint's network to ONNX or a torch.export archive"))
+    if "show" in needed:
+        from .show import add_arguments as add_show_arguments
+
+        add_show_arguments(sub.add_parser("show", help="render a skeleton sequence (and predictions) as GIF / MP4"))
     return p
 
 
@@ -105,7 +131,7 @@ def _tools_main(argv: list[str]) -> int:
 
 
 def _run_tool(argv: list[str]) -> int:
-    parser = _tools_parser()
+    parser = _tools_parser(tuple(argv[:1]))
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "info":  # only `info` passes config overrides through
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -149,6 +175,21 @@ def _run_tool(argv: list[str]) -> int:
         info_main(args.config, extra, frames=args.frames, channels=args.channels, joints=args.joints,
                   persons=args.persons)
         return 0
+    if args.command == "infer":
+        from .infer import infer_main
+
+        infer_main(args)
+        return 0
+    if args.command == "export":
+        from .export import export_main
+
+        export_main(args)
+        return 0
+    if args.command == "show":
+        from .show import run as show_run
+
+        show_run(args)
+        return 0
     raise AssertionError(args.command)
 
 
@@ -173,6 +214,10 @@ tools:
   convert    {convert} | --list
   ensemble   RUN_DIR... [--weights 0.6,0.6,0.4,0.4] [--softmax] [--out DIR]   fuse scores by sample id
   info       -c CONFIG [--key=value ...] [--frames T]   parameters, buffers, FLOPs per sample
+  infer      --ckpt CKPT INPUT... [--json] [--top-k 5] [--threshold T] [--stride N] [--frames-dir DIR]
+             a checkpoint on raw files (.skeleton, PIE/JAAD XML, images, videos)
+  export     --ckpt CKPT --format onnx|pt2 OUT [--opset N] [--batch N] [--no-check]   with a parity check
+  show       INPUT [--ckpt CKPT] [--out FILE.gif|FILE.mp4] [--fps N] [--stride N]   skeleton animation
 studies:
   ablate     SPEC.yaml [--jobs N] [--dry-run] [--launcher T]   variants x seeds -> runs/<study>/report.md
   report     runs/<study> [--baseline B]                       rewrite a study's report
@@ -205,12 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         print(f"graphfuse: unknown command {argv[0]!r}", file=sys.stderr)
         return 2
-    import_components()
     from .checkpoints import CheckpointError
     from .data.checks import ValueCheckError
+    from .engine import GraphfuseCLI, import_components
     from .io import OutputError, error_line
     from .runs import RunDirLockedError, release_run_locks
 
+    import_components()
     # Errors about the user's files, options or disk: one line naming the file, exit 2. Anything
     # else is a bug and keeps its traceback.
     user_errors = (CheckpointError, ValueCheckError, OutputError, RunDirLockedError, FileNotFoundError,

@@ -661,7 +661,11 @@ def _print_summary(run_dir: Path, protocol: str, select: str = "best") -> None:
     print(f"Run directory: {run_dir}")
     print(f"  curves:      {run_dir / 'curves.png'}")
     print(f"  summary:     {run_dir / 'summary.json'}")
-    print(f"  scores:      {run_dir / 'scores.npz'}")
+    if (run_dir / "scores.npz").is_file():  # classification tasks; retrieval (gait) writes none
+        print(f"  scores:      {run_dir / 'scores.npz'}")
+    for label, name in (("confusion:", "confusion_test.png"), ("rank-1 maps:", "rank1_heatmaps.png")):
+        if (run_dir / name).is_file():
+            print(f"  {label:12s} {run_dir / name}")
     print(f"  checkpoints: {run_dir / 'checkpoints'}")
 
 

@@ -9,9 +9,10 @@ Layout (see ``DESIGN.md``)::
         metrics.csv             one row per epoch: train and val metrics, lr
         events.out.tfevents.*   TensorBoard
         curves.png              loss and the selection metric per epoch, train and val
-        summary.json            final metrics, best epoch, protocol
+        summary.json            final metrics, best epoch, protocol; test: metrics, per-class accuracy
+                                (``per_class``), and a task's own ``test_report`` (e.g. gait)
         scores.npz              per-sample test scores keyed by sample name (+ task extras)
-        confusion_test.png      test confusion matrix
+        confusion_test.png      test confusion matrix, row-normalised, class names on the axes
 
 An existing run is never overwritten; ``--ckpt_path last`` resumes the newest version.
 
@@ -44,23 +45,26 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from .io import atomic_path, output_error, write_json, write_text
 
 __all__ = [
-    "resolve_run_dir",
-    "RunArtifacts",
     "PROTOCOLS",
-    "read_metrics_csv",
+    "SELECTIONS",
+    "LastStateCheckpoint",
+    "MidEpochResume",
+    "RunArtifacts",
     "RunDirLockedError",
+    "SelectedLastCheckpoint",
     "lock_run_dir",
+    "multilabel_per_class",
+    "per_class_from_confusion",
+    "plot_confusion",
+    "read_metrics_csv",
     "release_run_locks",
+    "resolve_run_dir",
     "run_dir_holder",
     "run_lock_path",
-    "SELECTIONS",
-    "selection_text",
     "select_epoch",
     "selection_label",
+    "selection_text",
     "tie_text",
-    "LastStateCheckpoint",
-    "SelectedLastCheckpoint",
-    "MidEpochResume",
 ]
 
 #: Model-selection protocols. ``official`` reproduces kchengiva/Shift-GCN, which evaluates
@@ -413,6 +417,9 @@ class RunArtifacts(L.Callback):
         self._restored_rows: list[dict[str, Any]] | None = None
         self.train_time_s = 0.0
         self._t0: float | None = None
+        #: the task's ``curve_metric``: the second panel of curves.png when nothing is logged
+        #: under the monitor during training
+        self.curve_metric: str | None = None
 
     # -- persistence across resume ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -432,6 +439,7 @@ class RunArtifacts(L.Callback):
         # epochs after the checkpoint, from the interrupted attempt).
         restored = getattr(self, "_restored_rows", None) or []
         self.rows = [r for r in restored if r["epoch"] < trainer.current_epoch]
+        self.curve_metric = getattr(pl_module, "curve_metric", None)
         self._t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -453,12 +461,61 @@ class RunArtifacts(L.Callback):
 
     # -- test -----------------------------------------------------------------------------------------
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        results = getattr(pl_module, "test_results", None)
-        if not trainer.is_global_zero or not results:
+        """Write the test outputs (global rank 0 only).
+
+        * ``scores.npz`` when the task's ``test_results`` has ``index``, ``scores`` and ``labels``;
+        * ``confusion_test.png`` and ``summary.json["test"]["per_class"]`` when it also has
+          ``confusion`` (single-label: a ``(K, K)`` confusion matrix; multi-label: ``labels`` is
+          ``(N, K)`` and ``confusion`` the label/prediction co-occurrence);
+        * ``summary.json["test"]``: the ``test/*`` metrics, the checkpoint and its epoch, and
+          whatever the task's ``test_report(run_dir) -> dict`` returns (merged in, dicts
+          recursively), for tasks whose results are not per-class scores (e.g. gait: the
+          probe-view x gallery-view table). A task without these entries gets no
+          classification artefacts instead of an error.
+        """
+        if not trainer.is_global_zero:
             return
-        test_metrics = {
-            k: _scalar(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+        results = getattr(pl_module, "test_results", None) or {}
+        report_fn = getattr(pl_module, "test_report", None)
+        if not results and not callable(report_fn):
+            return
+        test: dict[str, Any] = {
+            "metrics": {k: _scalar(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")},
         }
+        ckpt = getattr(trainer, "ckpt_path", None)
+        test["checkpoint"] = str(ckpt) if ckpt else None
+        test["epoch"] = self._ckpt_epoch(ckpt)
+        if all(k in results for k in ("index", "scores", "labels")):
+            test.update(self._write_scores(trainer, results))
+        confusion = results.get("confusion")
+        if isinstance(confusion, torch.Tensor) and "labels" in results:
+            names = self._class_names(trainer, pl_module, int(confusion.shape[0]))
+            labels = results["labels"].numpy()
+            multilabel = labels.ndim == 2
+            if multilabel and "scores" in results:  # per-label figures from the scores (logit >= 0)
+                test["per_class"] = multilabel_per_class(results["scores"].numpy(), labels, names)
+            elif not multilabel:
+                test["per_class"] = per_class_from_confusion(confusion.numpy(), names)
+            test["confusion"] = str(self.run_dir / "confusion_test.png")
+            support = (labels == 1).sum(axis=0) if multilabel else None
+            self._plot_confusion(confusion.numpy(), names, multilabel=multilabel, support=support)
+        if callable(report_fn):
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)  # the report may write its own files there
+            except OSError as exc:
+                raise output_error(exc, self.run_dir) from None
+            report = report_fn(self.run_dir)
+            if report is not None:
+                if not isinstance(report, dict):
+                    raise TypeError(
+                        f"{type(pl_module).__name__}.test_report(run_dir) must return a dict, got {type(report).__name__}"
+                    )
+                test = _merge(test, report)
+        self._write_summary(trainer, pl_module, test=test)
+
+    def _write_scores(self, trainer: L.Trainer, results: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """``scores.npz``: per-sample scores and labels keyed by sample name, plus the task's
+        further per-sample arrays; returns the summary entries (``num_samples``, ``scores``)."""
         names = self._sample_names(trainer, "test")
         index = results["index"].numpy()
         scores = results["scores"].numpy().astype(np.float32)
@@ -473,23 +530,38 @@ class RunArtifacts(L.Callback):
             if k not in ("index", "scores", "labels", "confusion", "names", "protocol")
             and isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == len(ids)
         }
-        with atomic_path(self.run_dir / "scores.npz", suffix=".npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, names=ids, scores=scores, labels=labels, protocol=np.asarray(self.protocol),
-                         selection=np.asarray(self.select), **extra)
-        self._plot_confusion(results["confusion"].numpy())
-        ckpt = getattr(trainer, "ckpt_path", None)
-        self._write_summary(
-            trainer,
-            pl_module,
-            test={
-                "metrics": test_metrics,
-                "checkpoint": str(ckpt) if ckpt else None,
-                "epoch": self._ckpt_epoch(ckpt),
-                "num_samples": int(len(ids)),
-                "scores": str(self.run_dir / "scores.npz"),
-            },
+        with atomic_path(self.run_dir / "scores.npz", suffix=".npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, names=ids, scores=scores, labels=labels, protocol=np.asarray(self.protocol),
+                     selection=np.asarray(self.select), **extra)
+        return {"num_samples": len(ids), "scores": str(self.run_dir / "scores.npz")}
+
+    @staticmethod
+    def _class_names(trainer: L.Trainer, pl_module: L.LightningModule, k: int) -> list[str] | None:
+        """Names of the ``k`` rows of the test confusion matrix, first found of:
+
+        1. the task's ``test_class_names()`` (a task whose confusion is not over the model's
+           labels, e.g. crossing intention's binary matrix of a three-label model);
+        2. the datamodule's ``inference_options()["class_names"]`` (what checkpoints record),
+           else its ``class_names`` attribute;
+        3. the loaded checkpoint's ``graphfuse`` block (``class_names``).
+
+        Names of the wrong length are not used; None = none found (indices are shown)."""
+        dm = getattr(trainer, "datamodule", None)
+        block = getattr(pl_module, "loaded_block", None)
+        sources = (
+            lambda: getattr(pl_module, "test_class_names", None)(),
+            lambda: dm.inference_options().get("class_names"),
+            lambda: getattr(dm, "class_names", None),
+            lambda: block.get("class_names") if isinstance(block, dict) else None,
         )
+        for source in sources:
+            try:
+                names = source()
+            except Exception:  # noqa: BLE001, S112 - names are best effort (a missing hook, no prepared data)
+                continue
+            if isinstance(names, (list, tuple)) and len(names) == k:
+                return [str(n) for n in names]
+        return None
 
     # -- helpers ------------------------------------------------------------------------------------------
     @staticmethod
@@ -504,7 +576,7 @@ class RunArtifacts(L.Callback):
             return None
         try:
             return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("epoch"))
-        except Exception:  # a converted checkpoint may carry no epoch
+        except Exception:  # noqa: BLE001 - a converted checkpoint may carry no epoch
             return None
 
     def _write_metrics(self) -> None:
@@ -570,6 +642,11 @@ class RunArtifacts(L.Callback):
         # The second panel shows the selection metric (val/top1 -> train/top1 and val/top1).
         sel = self.monitor.split("/", 1)[1] if "/" in self.monitor else self.monitor
         panels = [("loss", "loss"), (sel, "top-1 accuracy" if sel == "top1" else f"{sel} (selection metric)")]
+        logged = {k.split("/", 1)[-1] for r in self.rows for k in r}
+        if sel not in logged and self.curve_metric:
+            # Nothing is logged under the monitor during training (gait: no validation split,
+            # the test protocol runs once): the task names the training curve to show instead.
+            panels[1] = (self.curve_metric, f"{self.curve_metric} (training)")
         fig, axes = plt.subplots(1, len(panels), figsize=(10, 4))
         selected, _ = select_epoch(self.rows, self.monitor, self.select)
         marker = None
@@ -602,22 +679,118 @@ class RunArtifacts(L.Callback):
         plt.close(fig)
         return marker
 
-    def _plot_confusion(self, confusion: np.ndarray) -> None:
-        import matplotlib
+    def _plot_confusion(self, confusion: np.ndarray, names: list[str] | None = None, multilabel: bool = False,
+                        support: np.ndarray | None = None) -> None:
+        """Draw ``confusion_test.png``: :func:`plot_confusion` with this run's protocol in the title."""
+        what = "label/prediction co-occurrence" if multilabel else "confusion"
+        title = f"test {what} (row-normalised)" + (" - official protocol" if self.protocol == "official" else "")
+        plot_confusion(self.run_dir / "confusion_test.png", confusion, names, title=title,
+                       row_totals=support if multilabel else None,
+                       xlabel="predicted label" if multilabel else "predicted class",
+                       ylabel="true label present" if multilabel else "true class")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        k = confusion.shape[0]
-        norm = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-        size = min(4 + k * 0.12, 20)
-        fig, ax = plt.subplots(figsize=(size, size))
-        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        ax.set_title("test confusion (row-normalised)" + (" - official protocol" if self.protocol == "official" else ""))
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        fig.tight_layout()
-        with atomic_path(self.run_dir / "confusion_test.png", suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-        plt.close(fig)
+# -- per-class results and the confusion picture ------------------------------------------------
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``extra``; where both hold a dict under a key, merged recursively."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> list[float | None]:
+    """``num / den`` per entry, None where ``den`` is 0 (JSON ``null``: no NaN in summary.json)."""
+    return [float(n) / float(d) if d > 0 else None for n, d in zip(num.tolist(), den.tolist())]
+
+
+def _per_class_rows(names: list[str] | None, support: np.ndarray, correct: np.ndarray,
+                    predicted: np.ndarray) -> list[dict[str, Any]]:
+    k = len(support)
+    labels = names if names is not None else [str(i) for i in range(k)]
+    recall, precision = _ratio(correct, support), _ratio(correct, predicted)
+    return [
+        {"index": i, "class": labels[i], "support": int(support[i]), "correct": int(correct[i]),
+         "recall": recall[i], "precision": precision[i]}
+        for i in range(k)
+    ]
+
+
+def per_class_from_confusion(confusion: np.ndarray, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Per-class accuracy of a single-label classifier from its confusion matrix
+    ``confusion[true, predicted]`` ``(K, K)``: one row per class with ``index``, ``class``
+    (its name, or the index as text), ``support`` (test samples of the class = row sum),
+    ``correct`` (the diagonal), ``recall`` = correct / support (the class's accuracy; None
+    without samples) and ``precision`` = correct / column sum (None when never predicted)."""
+    c = np.asarray(confusion, dtype=np.int64)
+    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+        raise ValueError(f"confusion matrix must be square (K, K), got shape {c.shape}")
+    return _per_class_rows(names, c.sum(axis=1), np.diag(c), c.sum(axis=0))
+
+
+def multilabel_per_class(scores: np.ndarray, labels: np.ndarray, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Per-label accuracy of a multi-label classifier: ``scores (N, K)`` logits (a label is
+    predicted where its logit is >= 0, as :class:`graphfuse.metrics.multilabel.LabelPredictionCooccurrence`),
+    ``labels (N, K)`` in {1 present, 0 absent, -1 difficult: ignored}. Rows as
+    :func:`per_class_from_confusion`: ``support`` = images with the label, ``recall`` = the
+    fraction of them where it is predicted, ``precision`` = the fraction of predictions (on
+    non-difficult entries) that are right."""
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    if scores.shape != labels.shape or scores.ndim != 2:
+        raise ValueError(f"multi-label scores {scores.shape} and labels {labels.shape} must both be (N, K)")
+    positive = labels == 1
+    predicted = (scores >= 0) & (labels != -1)
+    return _per_class_rows(names, positive.sum(axis=0), (positive & predicted).sum(axis=0), predicted.sum(axis=0))
+
+
+def _short(name: str, width: int = 28) -> str:
+    return name if len(name) <= width else name[: width - 1] + "\u2026"
+
+
+def plot_confusion(path: str | Path, confusion: np.ndarray, names: list[str] | None = None, *, title: str = "",
+                   row_totals: np.ndarray | None = None, xlabel: str = "predicted class",
+                   ylabel: str = "true class") -> list[str]:
+    """Draw a row-normalised confusion matrix ``(K, K)`` as a PNG (atomic write), readable
+    from 2 to ~120 classes: the figure grows with ``K`` (up to 24 inches), tick labels are
+    ``"<index>: <name>"`` (names cut to 28 characters; the index alone without ``names``) in
+    a font sized to the rows, column labels rotated 90 degrees, and cell percentages written
+    in for ``K <= 15``. Rows are divided by ``row_totals`` when given (multi-label: the images
+    holding the label, so the diagonal is the label's recall), else by their sum; empty rows
+    stay 0. Returns the tick labels drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = np.asarray(confusion, dtype=np.float64)
+    k = c.shape[0]
+    totals = c.sum(axis=1) if row_totals is None else np.asarray(row_totals, dtype=np.float64)
+    norm = c / np.maximum(totals, 1)[:, None]
+    labels = [str(i) for i in range(k)] if names is None else [f"{i}: {_short(n)}" for i, n in enumerate(names)]
+    longest = max(len(t) for t in labels)
+    side = float(np.clip(3.0 + 0.16 * k, 5.0, 24.0))
+    font = float(np.clip(side * 72 * 0.6 / k * 0.75, 3.0, 10.0))  # ~3/4 of a row's height, in points
+    margin = min(longest * font * 0.6 / 72 + 1.0, 6.0)  # inches for the tick labels
+    fig, ax = plt.subplots(figsize=(side + margin + 1.0, side + margin))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    ticks = np.arange(k)
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xticklabels(labels, rotation=90, fontsize=font)
+    ax.set_yticklabels(labels, fontsize=font)
+    if k <= 15:
+        for i, j in zip(*np.nonzero(norm >= 0.005)):
+            ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=font,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    with atomic_path(Path(path), suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return labels

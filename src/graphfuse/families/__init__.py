@@ -55,6 +55,7 @@ BUILTIN_FAMILIES: tuple[str, ...] = (
     "graphfuse.families.crossing_intention",
     "graphfuse.families.multilabel",
     "graphfuse.families.two_stream",
+    "graphfuse.families.gait",
 )
 
 #: Help of the ``--bound NAME=LO:HI`` option of ``prepare`` commands and ``graphfuse check``.
@@ -165,6 +166,14 @@ class Family:
             given) taking precedence. Raises ``ValueError`` naming the option to give when a
             size cannot be derived.
         components: modules to import so short class names in configs resolve (datamodules).
+        infer: the family's ``graphfuse infer`` adapter: a class (or its ``"module:Class"``)
+            constructed as ``Adapter(network, task, block)`` that reads raw files in the
+            dataset's original format into samples through the family's readers and preparation
+            and turns the network's logits into results (:class:`graphfuse.infer.FamilyInference`
+            is the base it extends). None: ``graphfuse infer`` refuses the family's checkpoints.
+        export: ``(network, data_options, batch) -> graphfuse.infer.ExportSpec`` (or its
+            reference): the example inputs of ``graphfuse export`` and which of their dimensions
+            are dynamic. None: the family's networks are not exported.
     """
 
     name: str
@@ -174,6 +183,8 @@ class Family:
     networks: tuple[Ref, ...] = ()
     example_input: Ref = None
     components: tuple[str, ...] = ()
+    infer: Ref = None
+    export: Ref = None
 
 
 _REGISTRY: dict[str, Family] = {}

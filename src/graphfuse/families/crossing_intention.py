@@ -174,4 +174,6 @@ FAMILY = register_family(Family(
     networks=("graphfuse.models.pedgraph:PedGraph",),
     example_input=example_input,
     components=("graphfuse.data.intention.datamodule",),
+    infer="graphfuse.infer.intention:CrossingIntentionInference",
+    export="graphfuse.infer.intention:export_spec",
 ))

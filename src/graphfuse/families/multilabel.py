@@ -164,4 +164,6 @@ FAMILY = register_family(Family(
     ),
     example_input=example_input,
     components=("graphfuse.data.multilabel.datamodule",),
+    infer="graphfuse.infer.multilabel:MultiLabelInference",
+    export="graphfuse.infer.multilabel:export_spec",
 ))

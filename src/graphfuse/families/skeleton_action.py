@@ -168,4 +168,6 @@ FAMILY = register_family(Family(
     networks=("graphfuse.models.shiftgcn:ShiftGCN", "graphfuse.models.two_stream_skeleton:SkeletonTwoStream"),
     example_input=example_input,
     components=("graphfuse.data.ntu.datamodule",),
+    infer="graphfuse.infer.skeleton:SkeletonActionInference",
+    export="graphfuse.infer.skeleton:export_spec",
 ))

@@ -125,4 +125,6 @@ FAMILY = register_family(Family(
     networks=("graphfuse.models.two_stream:TwoStreamNet",),
     example_input=example_input,
     components=("graphfuse.data.video.datamodule",),
+    infer="graphfuse.infer.video:TwoStreamInference",
+    export="graphfuse.infer.video:export_spec",
 ))

@@ -60,6 +60,8 @@ class CrossingIntention(GraphfuseTask):
     """Crossing-intention classification (PIE / JAAD).
 
     Args:
+        compile: compile the network with ``torch.compile(fullgraph=True)`` (off by default;
+            :class:`~graphfuse.tasks.base.GraphfuseTask`, docs/training.md).
         model: network ``model(pose, velocity=None, image=None) -> logits (N, K)``, K in {1, 2, 3}.
         loss: ``"bce"`` (PedGraph+: BCE with logits on one-hot targets; for K = 1 on the
             crossing logit) or ``"ce"`` (softmax cross-entropy, K >= 2).
@@ -95,6 +97,7 @@ class CrossingIntention(GraphfuseTask):
         scheduler: Literal["onecycle", "none"] = "onecycle",
         three_to_binary: Literal["pedgraph", "argmax"] = "pedgraph",
         monitor: str = "val/balanced_acc",
+        compile: bool = False,
     ) -> None:
         if loss not in ("bce", "ce"):
             raise ValueError(f"model.init_args.loss: expected 'bce' or 'ce', got {loss!r}")
@@ -117,7 +120,7 @@ class CrossingIntention(GraphfuseTask):
         allowed = [f"val/{m}" for m in INTENTION_METRICS]
         if monitor not in allowed:
             raise ValueError(f"model.init_args.monitor: {monitor!r} is not one of {allowed} (maximised)")
-        super().__init__(model)
+        super().__init__(model, compile=compile)
         self.save_hyperparameters(ignore=["model"])
         self.monitor = monitor  # instance value overrides the class default
         self.loss_kind = loss
@@ -257,6 +260,11 @@ class CrossingIntention(GraphfuseTask):
         y = batch["target"]
         score, probs = crossing_score(logits, self.three_to_binary)
         return {"scores": score.float(), "labels": (y == 1).long(), "probs": probs.float(), "model_labels": y}
+
+    def test_class_names(self) -> list[str]:
+        """Rows of the binary test confusion matrix (:mod:`graphfuse.runs`): irrelevant counts as
+        not crossing, whatever labels the model is trained on."""
+        return ["not crossing", "crossing"]
 
     def empty_test_record(self) -> dict[str, Tensor]:
         k = self._num_class or 3
