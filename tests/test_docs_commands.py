@@ -20,7 +20,7 @@ from graphfuse.config_files import resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-CONFIG_DIRS = ["ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pie", "jaad"]
+CONFIG_DIRS = ["ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pie", "jaad", "casia-b", "oumvlp"]
 CONFIGS = sorted(p for d in CONFIG_DIRS for p in (REPO / "configs" / d).rglob("*.yaml"))
 # Options whose values are paths on the user's machine (may differ between documented copies).
 PATH_OPTIONS = {"--root", "--poses", "--images", "--out"}

@@ -129,15 +129,16 @@ def toy_family(tmp_path, monkeypatch):
 
 def test_builtin_families_are_registered():
     names = [f.name for f in families()]
-    assert names[:4] == ["skeleton_action", "crossing_intention", "multilabel", "two_stream"]
+    assert names[:5] == ["skeleton_action", "crossing_intention", "multilabel", "two_stream", "gait"]
     prepare = {p.name: f.name for f in families() for p in f.prepare}
     assert prepare == {"ntu": "skeleton_action", "ntu-official": "skeleton_action", "synthetic-ntu": "skeleton_action",
                        "pie": "crossing_intention", "jaad": "crossing_intention", "synthetic-pie": "crossing_intention",
                        "coco": "multilabel", "voc2007": "multilabel", "synthetic-coco": "multilabel",
-                       "ucf101": "two_stream", "hmdb51": "two_stream", "synthetic-ucf101": "two_stream"}
+                       "ucf101": "two_stream", "hmdb51": "two_stream", "synthetic-ucf101": "two_stream",
+                       "casia-b": "gait", "oumvlp": "gait", "synthetic-casia-b": "gait"}
     assert {c.name: f.name for f in families() for c in f.converters} == {
-        "shiftgcn": "skeleton_action", "pedgraph": "crossing_intention", "mlgcn": "multilabel"}
-    with pytest.raises(KeyError, match="no family 'nope'; registered: skeleton_action, crossing_intention, multilabel, two_stream"):
+        "shiftgcn": "skeleton_action", "pedgraph": "crossing_intention", "mlgcn": "multilabel", "opengait": "gait"}
+    with pytest.raises(KeyError, match="no family 'nope'; registered: skeleton_action, crossing_intention, multilabel, two_stream, gait"):
         get_family("nope")
 
 
@@ -167,7 +168,7 @@ def test_a_toy_family_gets_prepare_convert_list_and_info(toy_family, tmp_path, c
     # the usage lists it
     assert main(["--help"]) == 0
     usage = capsys.readouterr().out
-    assert "synthetic-ucf101 | toy   (`graphfuse prepare --help`)" in usage
+    assert "synthetic-casia-b | toy   (`graphfuse prepare --help`)" in usage
     assert "| toy IN.txt OUT.ckpt [--scale S] | --list" in usage
     # convert, with the converter's own option; the file is the released one (sha256 matches)
     release = tmp_path / "releases" / "toy_v1.txt"

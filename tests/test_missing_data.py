@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
         ("data/piedmont", False, "graphfuse prepare pie|jaad "),  # words, not substrings
     ],
 )
-def test_intention_missing_error_names_the_dataset(tmp_path, data_dir, use_image, expected):
+def test_intention_missing_error_names_the_dataset(tmp_path, monkeypatch, data_dir, use_image, expected):
+    monkeypatch.chdir(tmp_path)  # relative data_dir: not the checkout's data/ (a benchmark may have made it)
     assert "{data_dir}" in intention_prepare_command(data_dir, use_image=use_image)
     dm = IntentionDataModule(data_dir, use_image=use_image)
     with pytest.raises(FileNotFoundError) as err:

@@ -130,6 +130,8 @@ def gradient_problems(net: nn.Module) -> tuple[list[str], list[str]]:
     torch.manual_seed(0)
     net.train()
     out = net(*example_inputs(net))
+    if isinstance(out, dict):  # gait networks: {"embeddings" (N,C,P), "logits", "compact"}
+        out = torch.cat([v.flatten(1) for v in out.values()], dim=1)
     assert torch.is_tensor(out) and out.shape[0] == BATCH, f"output {type(out)} {getattr(out, 'shape', '')}"
     problems = [] if torch.isfinite(out).all() else ["non-finite output"]
     g = torch.Generator().manual_seed(1)

@@ -6,6 +6,8 @@
 * :class:`BalancedEpochSampler` adds class-balanced oversampling (PedGraph+'s ``balance``).
 * :class:`NoSingletonBatchSampler` never yields a batch of one sample (BatchNorm cannot train
   on one) while still using every sample once per epoch.
+* :class:`PKSampler` draws metric-learning batches of ``P`` identities x ``K`` samples each
+  (gait recognition's triplet batches), sharded across DDP ranks without duplicates.
 
 Samplers yield ``(index, item_seed)`` pairs; a dataset's ``__getitem__((i, seed))`` seeds its
 transform's ``numpy.random.Generator`` with ``seed``.
@@ -17,13 +19,15 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from torch.utils.data import BatchSampler, Sampler
+from torch.utils.data import BatchSampler, DistributedSampler, Sampler
 
 __all__ = [
-    "EpochSeededSampler",
     "BalancedEpochSampler",
+    "EpochSeededSampler",
     "NoSingletonBatchSampler",
+    "PKSampler",
     "item_seeds",
+    "pk_batch",
     "stratified_holdout",
     "unpack_item",
 ]
@@ -226,6 +230,148 @@ class NoSingletonBatchSampler(BatchSampler):
         return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
 
 
+# -- P x K identity batches (metric learning) ----------------------------------------------
+def pk_batch(
+    members: np.ndarray, counts: np.ndarray, p: int, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One global ``P x K`` batch: ``p`` distinct identities, ``k`` samples of each.
+
+    An identity with at least ``k`` samples gives ``k`` distinct ones (drawn without
+    replacement); one with fewer gives ``k`` drawn with replacement (OpenGait's
+    ``TripletSampler`` / ``sync_random_sample_list``). Vectorised over the ``p`` identities.
+
+    Args:
+        members: ``(num_ids, width)`` int64 sample indices of each identity, padded with -1
+            (``width >= k``).
+        counts: ``(num_ids,)`` number of samples of each identity (>= 1).
+        p, k: identities per batch (``<= num_ids``) and samples per identity.
+        rng: the generator the draws come from.
+
+    Returns:
+        ``(indices (p * k,), ids (p,))``: identity-major (the ``k`` samples of ``ids[0]`` first,
+        in random order), and the drawn identities (rows of ``members``) in batch order.
+    """
+    num_ids, width = members.shape
+    ids = rng.choice(num_ids, size=p, replace=False)
+    c = counts[ids]
+    keys = rng.random((p, width))
+    keys[np.arange(width)[None, :] >= c[:, None]] = np.inf  # padding sorts last
+    distinct = np.argsort(keys, axis=1, kind="stable")[:, :k]  # a random k-subset, random order
+    repeated = np.minimum((rng.random((p, k)) * c[:, None]).astype(np.int64), c[:, None] - 1)
+    pos = np.where((c >= k)[:, None], distinct, repeated)
+    return members[ids[:, None], pos].reshape(-1), ids
+
+
+class PKSampler(DistributedSampler):
+    """``P x K`` batches for metric learning (OpenGait's ``TripletSampler``), seeded and sharded.
+
+    Every global batch holds ``p`` distinct identities and ``k`` samples of each (without
+    replacement; with replacement for an identity with fewer than ``k`` samples:
+    :func:`pk_batch`). Batch ``b`` of epoch ``e`` is drawn from ``default_rng([seed, e, b])``,
+    so all ranks (which share ``seed``) draw the same global batch without communicating,
+    and a run resumed mid-epoch replays the same batches. Each rank takes its slice by
+    striding, ``global[rank::num_replicas]`` (OpenGait's rule), so the shards of one global
+    batch are disjoint and cover it; the triplet loss gathers the embeddings back, so the whole
+    ``P x K`` batch is mined.
+
+    Iteration-based recipes train for ``trainer.max_steps`` batches: an "epoch" is just
+    ``batches_per_epoch`` batches (the unit of the per-epoch metrics rows). The sampler yields
+    this rank's ``(index, item_seed)`` pairs flat, batch after batch: a ``DataLoader`` with
+    ``batch_size = p * k // num_replicas`` cuts them into the rank's batches.
+
+    It subclasses ``DistributedSampler`` only so that Lightning, which swaps any other sampler
+    for its own ``DistributedSampler`` under DDP, keeps it (its sharding is its own; nothing of
+    the parent class is used).
+
+    Args:
+        labels: ``(N,)`` integer identity of each dataset item.
+        p: identities per global batch (<= number of identities).
+        k: samples per identity.
+        batches_per_epoch: global batches per epoch.
+        seed: non-negative seed shared by all ranks.
+        num_replicas: world size (``p * k`` must be divisible by it).
+        rank: this process's global rank.
+    """
+
+    def __init__(
+        self, labels: np.ndarray | Sequence[int], p: int, k: int, batches_per_epoch: int, seed: int = 0,
+        num_replicas: int = 1, rank: int = 0,
+    ) -> None:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if p < 1 or k < 1 or batches_per_epoch < 1:
+            raise ValueError(f"p, k and batches_per_epoch must be >= 1, got {p}, {k}, {batches_per_epoch}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not within world size {num_replicas}")
+        if (p * k) % num_replicas:
+            raise ValueError(f"the P x K batch ({p} x {k} = {p * k}) must be divisible by the world size {num_replicas}")
+        uniq, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        if uniq.size < p:
+            raise ValueError(f"P x K sampling needs at least p={p} identities; the data has {uniq.size}")
+        order = np.argsort(inverse, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        width = max(int(counts.max()), int(k))
+        members = np.full((uniq.size, width), -1, dtype=np.int64)
+        rows = np.repeat(np.arange(uniq.size), counts)
+        members[rows, np.arange(labels.size) - np.repeat(starts, counts)] = order
+        self.labels = labels
+        self.identities = uniq
+        self.members, self.counts = members, counts.astype(np.int64)
+        self.p, self.k = int(p), int(k)
+        self.batches_per_epoch = int(batches_per_epoch)
+        self.seed = int(seed)
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        self.batch_size = self.p * self.k // self.num_replicas  # per rank
+        # DistributedSampler's public attributes, for code that reads them.
+        self.shuffle, self.drop_last = True, False
+        self.num_samples = self.batches_per_epoch * self.batch_size
+        self.total_size = self.num_samples * self.num_replicas
+        self.epoch = 0
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose batches :meth:`__iter__` yields."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.epoch = int(epoch)
+
+    def global_batch(self, epoch: int, batch: int) -> np.ndarray:
+        """``(p * k,)`` dataset indices of global batch ``batch`` of ``epoch`` (identity-major)."""
+        rng = np.random.default_rng([self.seed, int(epoch), int(batch), 7])
+        return pk_batch(self.members, self.counts, self.p, self.k, rng)[0]
+
+    def rank_batch(self, epoch: int, batch: int) -> np.ndarray:
+        """``(p * k / num_replicas,)``: this rank's slice of :meth:`global_batch`."""
+        return self.global_batch(epoch, batch)[self.rank :: self.num_replicas]
+
+    def skip_next(self, num_items: int) -> None:
+        """Make the next iteration start after its first ``num_items`` items (a run resumed
+        mid-epoch: :class:`graphfuse.runs.MidEpochResume`)."""
+        if num_items < 0:
+            raise ValueError(f"num_items must be >= 0, got {num_items}")
+        self._skip = int(num_items)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        skip, self._skip = self._skip, 0
+        epoch, n = self.epoch, self.batch_size
+        first = min(skip // n, self.batches_per_epoch)
+        for b in range(first, self.batches_per_epoch):  # one batch at a time: the epoch may be long
+            idx = self.rank_batch(epoch, b)
+            # distinct per position of the epoch (a sample drawn twice gets two frame draws)
+            seeds = item_seeds(self.seed, epoch, b * self.p * self.k + self.rank + self.num_replicas * np.arange(n))
+            start = skip - b * n if b == first else 0
+            yield from zip(idx[start:].tolist(), seeds[start:].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(p={self.p}, k={self.k}, identities={self.identities.size}, "
+                f"batches_per_epoch={self.batches_per_epoch}, seed={self.seed}, rank={self.rank}/"
+                f"{self.num_replicas}, epoch={self.epoch})")
+
+
 # -- validation hold-out -------------------------------------------------------------------
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split sample positions into (train, val), stratified by class, reproducibly.
@@ -253,7 +399,7 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
     keys = np.random.default_rng(seed).random(n)
     order = np.lexsort((keys, labels))  # by class, then by random key
     sorted_labels = labels[order]
-    classes, start, size = np.unique(sorted_labels, return_index=True, return_counts=True)
+    _classes, start, size = np.unique(sorted_labels, return_index=True, return_counts=True)
     k = np.rint(fraction * size).astype(np.int64)
     k = np.where(size >= 2, np.clip(k, 1, size - 1), 0)
     rank = np.arange(n) - np.repeat(start, size)  # position within its class block
