@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import torch
+from _timing import timed
 
 from graphfuse.layers.set_pooling import set_max
 from graphfuse.losses.cross_entropy import ScaledCrossEntropy
@@ -42,18 +42,6 @@ def build(name: str) -> torch.nn.Module:
     if name == "gln_p2":
         return GLN(compact=True)
     raise ValueError(f"unknown model {name!r}: gaitset, gln_p1, gln_p2")
-
-
-def timed(fn, steps: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / steps
 
 
 def silhouettes(shape: tuple[int, ...], device: torch.device, g: torch.Generator) -> torch.Tensor:

@@ -14,9 +14,9 @@ evaluation a forward in eval mode under ``torch.no_grad``. Results: docs/benchma
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from _timing import timed
 from torch import nn
 
 from graphfuse.models.mlgcn import HGATFC, MLGCN, ResNetBaseline
@@ -30,18 +30,6 @@ def build(name: str, backbone: str, size: int) -> nn.Module:
     if name == "hgat_fc":
         return HGATFC(num_class=80, backbone=backbone, image_size=size)
     raise ValueError(name)
-
-
-def timed(fn, steps: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / steps
 
 
 def main() -> None:

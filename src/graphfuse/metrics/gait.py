@@ -194,6 +194,19 @@ def _round2(percent: np.ndarray | float) -> np.ndarray:
     return np.round(np.asarray(percent, dtype=np.float64), 2)
 
 
+def _protocol_inputs(
+    embeddings: Any, labels: Any, types: Any, views: Any, protocol: str | GaitProtocol
+) -> tuple[GaitProtocol, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The protocol, integer identity codes, type and view arrays (checked against the
+    ``N`` embeddings) and the sorted views: what every protocol function starts from."""
+    proto = protocol if isinstance(protocol, GaitProtocol) else get_protocol(protocol)
+    n = int(embeddings.shape[0])
+    ids = _codes(_as_str_array(labels, n, "labels"))
+    types = _as_str_array(types, n, "types")
+    views = _as_str_array(views, n, "views")
+    return proto, ids, types, views, sorted(np.unique(views).tolist())
+
+
 def single_view_gallery(
     embeddings: Tensor, labels: Sequence[Any] | np.ndarray, types: Sequence[str] | np.ndarray,
     views: Sequence[str] | np.ndarray, protocol: str | GaitProtocol = "casia-b", distance: Distance = "euc",
@@ -211,12 +224,7 @@ def single_view_gallery(
         columns gallery view), "per_view": [V] (%, the diagonal excluded), "mean": float,
         "num_probes": int}}}``.
     """
-    proto = protocol if isinstance(protocol, GaitProtocol) else get_protocol(protocol)
-    n = int(embeddings.shape[0])
-    ids = _codes(_as_str_array(labels, n, "labels"))
-    types = _as_str_array(types, n, "types")
-    views = _as_str_array(views, n, "views")
-    view_list = sorted(np.unique(views).tolist())
+    proto, ids, types, views, view_list = _protocol_inputs(embeddings, labels, types, views, protocol)
     nv = len(view_list)
     if nv < 2:
         raise ValueError(f"the single-view-gallery protocol needs at least 2 views, got {view_list}")
@@ -267,12 +275,7 @@ def cross_view_gallery(
         ``{"views": [V], "conditions": {cond: {"rank1_per_view": [V], "rank1": float,
         "mAP_per_view": [V], "mAP": float, "num_probes": int}}}`` (all in %).
     """
-    proto = protocol if isinstance(protocol, GaitProtocol) else get_protocol(protocol)
-    n = int(embeddings.shape[0])
-    ids = _codes(_as_str_array(labels, n, "labels"))
-    types = _as_str_array(types, n, "types")
-    views = _as_str_array(views, n, "views")
-    view_list = sorted(np.unique(views).tolist())
+    proto, ids, types, views, view_list = _protocol_inputs(embeddings, labels, types, views, protocol)
     view_code = {v: i for i, v in enumerate(view_list)}
     vcodes = np.asarray([view_code[v] for v in views.tolist()], dtype=np.int64)
     dev = embeddings.device

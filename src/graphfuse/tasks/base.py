@@ -177,7 +177,10 @@ class GraphfuseTask(L.LightningModule):
         """The number of network outputs for data described by ``meta`` (the prepared
         ``meta.json``, None when there is none) and ``data`` (the datamodule's options),
         given the task's ``options``; None when it cannot be known (the network's own value
-        is then kept). Subclasses define the rule."""
+        is then kept). The default rule: ``meta.json``'s ``num_class`` (multi-label: the labels;
+        gait: the training identities); subclasses with another rule override it."""
+        if meta is not None and meta.get("num_class") is not None:
+            return int(meta["num_class"])
         return None
 
     @classmethod

@@ -153,16 +153,6 @@ class GaitRecognition(GraphfuseTask):
         #: The protocol's numbers after a test epoch (:func:`graphfuse.metrics.gait.evaluate_gait`).
         self.gait_results: dict[str, Any] | None = None
 
-    # -- data-derived sizes --------------------------------------------------------------------------
-    @classmethod
-    def output_size(
-        cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
-    ) -> int | None:
-        """Training identities (``meta.json: num_class``; GLN's classifier), None without data."""
-        if meta is not None and meta.get("num_class") is not None:
-            return int(meta["num_class"])
-        return None
-
     # -- inputs ------------------------------------------------------------------------------------------
     def default_input_names(self) -> tuple[str, ...]:
         return ("silhouettes", "lengths")

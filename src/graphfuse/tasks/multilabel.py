@@ -135,15 +135,6 @@ class MultiLabelRecognition(GraphfuseTask):
 
     # -- data-derived sizes ----------------------------------------------------------------------
     @classmethod
-    def output_size(
-        cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
-    ) -> int | None:
-        """The number of labels: ``meta.json``'s ``num_class`` (None without data)."""
-        if meta is not None and meta.get("num_class") is not None:
-            return int(meta["num_class"])
-        return None
-
-    @classmethod
     def network_options(
         cls, meta: Mapping[str, Any] | None, data: Mapping[str, Any] | None = None, **options: Any
     ) -> dict[str, Any]:
