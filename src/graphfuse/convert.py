@@ -24,6 +24,7 @@ import lightning
 import torch
 
 from .checkpoints import save_checkpoint
+from .models.weights import release_info
 
 __all__ = [
     "convert_pedgraph",
@@ -204,26 +205,6 @@ def convert_pedgraph(input_path: str | Path, output_path: str | Path, flags: str
 
 
 # -- released weights -----------------------------------------------------------------------------
-def release_info(input_path: str | Path, table: Iterable[Any]) -> dict[str, Any]:
-    """What a converted checkpoint records about its input: ``source_sha256`` and, when the
-    path names a released file of ``table`` (:func:`graphfuse.models.weights.find_weights`),
-    ``release`` (its name) and ``release_sha256_ok`` (``True``/``False``; ``None`` when the
-    release's sha256 is unknown). A mismatch warns: the file is not the published one (the
-    conversion itself still checks every key and shape)."""
-    from .models.weights import file_sha256, find_weights
-
-    digest = file_sha256(input_path)
-    info: dict[str, Any] = {"source_sha256": digest}
-    release = find_weights(input_path, table)
-    if release is not None:
-        ok = None if release.sha256 is None else digest == release.sha256
-        info.update(release=release.name, release_sha256_ok=ok)
-        if ok is False:
-            warnings.warn(f"{input_path}: sha256 {digest} differs from the released {release.file} "
-                          f"({release.sha256}); converting it anyway", stacklevel=2)
-    return info
-
-
 def convert_with(
     converter: Any, input_path: str | Path, output_path: str | Path, **options: Any
 ) -> list[str]:

@@ -24,6 +24,7 @@ from torch.utils.data import BatchSampler, DistributedSampler, Sampler
 __all__ = [
     "BalancedEpochSampler",
     "EpochSeededSampler",
+    "EpochState",
     "NoSingletonBatchSampler",
     "PKSampler",
     "item_seeds",
@@ -66,7 +67,33 @@ def unpack_item(item: int | tuple[int, int]) -> tuple[int, np.random.Generator |
     return int(item), None
 
 
-class EpochSeededSampler(Sampler):
+class EpochState:
+    """The epoch and resume state every graphfuse sampler shares: :meth:`set_epoch` selects
+    the epoch whose order (and per-item seeds) the next iteration yields, :meth:`skip_next`
+    makes that iteration start after its first items (a run resumed mid-epoch:
+    :class:`graphfuse.runs.MidEpochResume`); later iterations are whole epochs again."""
+
+    epoch: int = 0
+    _skip: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and seeds :meth:`__iter__` yields."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.epoch = int(epoch)
+
+    def skip_next(self, num_items: int) -> None:
+        """Make the next iteration start after its first ``num_items`` items."""
+        if num_items < 0:
+            raise ValueError(f"num_items must be >= 0, got {num_items}")
+        self._skip = int(num_items)
+
+    def _take_skip(self) -> int:
+        skip, self._skip = self._skip, 0
+        return skip
+
+
+class EpochSeededSampler(EpochState, Sampler):
     """Yields ``(index, item_seed)`` with order and seeds a function of ``(seed, epoch)`` only.
 
     The permutation of epoch ``e`` is ``default_rng([seed, e]).permutation(indices)`` and the
@@ -104,29 +131,11 @@ class EpochSeededSampler(Sampler):
         self.epoch = 0
         self._skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order and seeds :meth:`__iter__` yields."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self.epoch = int(epoch)
-
     def order(self) -> np.ndarray:
         """``(len,)`` int64 dataset indices of the current epoch, in order."""
         if not self.shuffle:
             return self.indices.copy()
         return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
-
-    def skip_next(self, num_items: int) -> None:
-        """Make the next iteration start after the first ``num_items`` items of the epoch
-        (a run resumed mid-epoch: :class:`graphfuse.runs.MidEpochResume`); later iterations
-        are whole epochs again. Single-process only (under DDP each rank holds a shard)."""
-        if num_items < 0:
-            raise ValueError(f"num_items must be >= 0, got {num_items}")
-        self._skip = int(num_items)
-
-    def _take_skip(self) -> int:
-        skip, self._skip = getattr(self, "_skip", 0), 0
-        return skip
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = self.order()
@@ -262,7 +271,7 @@ def pk_batch(
     return members[ids[:, None], pos].reshape(-1), ids
 
 
-class PKSampler(DistributedSampler):
+class PKSampler(EpochState, DistributedSampler):
     """``P x K`` batches for metric learning (OpenGait's ``TripletSampler``), seeded and sharded.
 
     Every global batch holds ``p`` distinct identities and ``k`` samples of each (without
@@ -330,12 +339,6 @@ class PKSampler(DistributedSampler):
         self.epoch = 0
         self._skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose batches :meth:`__iter__` yields."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self.epoch = int(epoch)
-
     def global_batch(self, epoch: int, batch: int) -> np.ndarray:
         """``(p * k,)`` dataset indices of global batch ``batch`` of ``epoch`` (identity-major)."""
         rng = np.random.default_rng([self.seed, int(epoch), int(batch), 7])
@@ -345,15 +348,8 @@ class PKSampler(DistributedSampler):
         """``(p * k / num_replicas,)``: this rank's slice of :meth:`global_batch`."""
         return self.global_batch(epoch, batch)[self.rank :: self.num_replicas]
 
-    def skip_next(self, num_items: int) -> None:
-        """Make the next iteration start after its first ``num_items`` items (a run resumed
-        mid-epoch: :class:`graphfuse.runs.MidEpochResume`)."""
-        if num_items < 0:
-            raise ValueError(f"num_items must be >= 0, got {num_items}")
-        self._skip = int(num_items)
-
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        skip, self._skip = self._skip, 0
+        skip = self._take_skip()
         epoch, n = self.epoch, self.batch_size
         first = min(skip // n, self.batches_per_epoch)
         for b in range(first, self.batches_per_epoch):  # one batch at a time: the epoch may be long

@@ -49,7 +49,7 @@ from graphfuse.layers.part_pooling import HorizontalPoolingPyramid, SeparateFCs,
 from graphfuse.layers.set_pooling import FrameBlock, check_lengths, set_max
 
 from ._keys import check_state_dict
-from .weights import Weights
+from .weights import Weights, release_info
 
 __all__ = [
     "GLN",
@@ -470,7 +470,7 @@ def convert_opengait(input_path: str | Path, output_path: str | Path, model: str
             state[f"encoder_bn.{key}"] = state[f"encoder_bn.{key}"][perm]
         state["reduce_fc.weight"] = state["reduce_fc.weight"][:, perm]
     net.load_state_dict(state, strict=True)
-    info = _release_info(input_path)
+    info = release_info(input_path, WEIGHTS)
     iteration = obj.get("iteration") if isinstance(obj, Mapping) else None
     if isinstance(iteration, Tensor) and iteration.numel() == 1:
         iteration = iteration.item()
@@ -500,26 +500,6 @@ def convert_opengait(input_path: str | Path, output_path: str | Path, model: str
     }
     save_checkpoint(ckpt, output_path)
     return output_path
-
-
-def _release_info(input_path: Path) -> dict[str, Any]:
-    """``source_sha256`` of the input and, when its path names a file of :data:`WEIGHTS`, the
-    release's name and ``release_sha256_ok`` (None: the release's sha256 is not recorded; a
-    mismatch warns), as every graphfuse converter records."""
-    import warnings
-
-    from .weights import file_sha256, find_weights
-
-    digest = file_sha256(input_path)
-    info: dict[str, Any] = {"source_sha256": digest}
-    release = find_weights(input_path, WEIGHTS)
-    if release is not None:
-        ok = None if release.sha256 is None else digest == release.sha256
-        info.update(release=release.name, release_sha256_ok=ok)
-        if ok is False:
-            warnings.warn(f"{input_path}: sha256 {digest} differs from the released {release.file} "
-                          f"({release.sha256}); converting it anyway", stacklevel=3)
-    return info
 
 
 def _config_text(config: str | None) -> str | None:

@@ -638,7 +638,7 @@ def convert_mlgcn(input_path: str | Path, output_path: str | Path, embeddings: s
 
     from graphfuse.checkpoints import BLOCK_KEY, graphfuse_block, load_checkpoint, save_checkpoint
 
-    from .weights import file_sha256, find_weights
+    from .weights import find_weights, release_info
 
     if options:
         raise TypeError(f"convert_mlgcn takes only 'embeddings', got {', '.join(sorted(options))}")
@@ -662,12 +662,8 @@ def convert_mlgcn(input_path: str | Path, output_path: str | Path, embeddings: s
                      "not ML-GCN's gcn_resnet101 layout")
     model.load_state_dict(mapped, strict=True)
     release = find_weights(input_path, WEIGHTS)
-    digest = file_sha256(input_path)
-    info: dict[str, Any] = {"converted_from": str(input_path), "source_sha256": digest,
+    info: dict[str, Any] = {"converted_from": str(input_path), **release_info(input_path, WEIGHTS),
                             "embeddings": str(embeddings)}
-    if release is not None:
-        info.update(release=release.name,
-                    release_sha256_ok=None if release.sha256 is None else digest == release.sha256)
     for key in ("epoch", "best_score"):
         value = obj.get(key)
         if isinstance(value, Tensor) and value.numel() == 1:

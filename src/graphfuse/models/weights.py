@@ -23,8 +23,9 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Weights", "file_sha256", "find_weights"]
+__all__ = ["Weights", "file_sha256", "find_weights", "release_info"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +105,23 @@ def find_weights(path: str | os.PathLike, table: Iterable[Weights]) -> Weights |
     """
     found: Sequence[Weights] = [w for w in table if w.matches(path)]
     return found[0] if len(found) == 1 else None
+
+
+def release_info(input_path: str | Path, table: Iterable[Any]) -> dict[str, Any]:
+    """What a converted checkpoint records about its input: ``source_sha256`` and, when the
+    path names a released file of ``table`` (:func:`find_weights`),
+    ``release`` (its name) and ``release_sha256_ok`` (``True``/``False``; ``None`` when the
+    release's sha256 is unknown). A mismatch warns: the file is not the published one (the
+    conversion itself still checks every key and shape)."""
+    import warnings
+
+    digest = file_sha256(input_path)
+    info: dict[str, Any] = {"source_sha256": digest}
+    release = find_weights(input_path, table)
+    if release is not None:
+        ok = None if release.sha256 is None else digest == release.sha256
+        info.update(release=release.name, release_sha256_ok=ok)
+        if ok is False:
+            warnings.warn(f"{input_path}: sha256 {digest} differs from the released {release.file} "
+                          f"({release.sha256}); converting it anyway", stacklevel=3)
+    return info
