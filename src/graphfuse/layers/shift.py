@@ -462,32 +462,6 @@ def _integer_part(v: Tensor, lo: int, hi: int) -> Tensor:
     return torch.floor(v.detach()).clamp_(lo, hi).long()
 
 
-def _shift_conv_forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int, stride: int,
-                        dtype: torch.dtype, recompute: bool) -> Tensor:
-    rows = _shift_gather(x, y1, x1, n_rows, x.shape[3] + 1).to(dtype)
-    k = kernel.to(dtype)
-    with torch.autocast(x.device.type, enabled=False):
-        out = F.conv2d(rows, k, stride=(stride, 1), groups=x.shape[1])
-    ctx.save_for_backward(x if recompute else rows, k, y1, x1)
-    ctx.conf = (n_rows, stride, dtype, x.shape[2], x.shape[3], x.dtype, kernel.dtype)
-    return out
-
-
-def _shift_conv_backward(ctx, grad: Tensor, recompute: bool) -> tuple[Tensor | None, ...]:
-    saved, k, y1, x1 = ctx.saved_tensors
-    n_rows, stride, dtype, t, v, x_dtype, k_dtype = ctx.conf
-    rows = _shift_gather(saved, y1, x1, n_rows, v + 1).to(dtype) if recompute else saved
-    need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    g_rows, g_k, _ = torch.ops.aten.convolution_backward(
-        grad.to(dtype), rows, k, None, (stride, 1), (0, 0), (1, 1), False, (0, 0),
-        rows.shape[1], (need_x, need_k, False),
-    )
-    # Adjoint of the shift gather (injective on valid taps): again a shift gather.
-    g_x = _shift_gather(g_rows, -y1, -x1, t, v).to(x_dtype) if need_x else None
-    g_k = g_k.to(k_dtype) if need_k else None
-    return g_x, g_k, None, None, None, None, None
-
-
 class _ShiftConv(torch.autograd.Function):
     """Integer shift by ``(y1, x1)`` (one gather) followed by the depthwise 2 x 2
     bilinear-kernel convolution.
@@ -495,33 +469,37 @@ class _ShiftConv(torch.autograd.Function):
     The gather produces ``n_rows`` frames of ``V + 1`` columns (column ``u`` is input joint
     ``u + x1``), so the 2 x 2 convolution without padding yields the ``V`` output joints:
     every shape is static whatever ``xpos`` holds (no host synchronisation, nothing for
-    ``torch.compile`` to break on).  The backward keeps the shifted rows;
-    :class:`_ShiftConvRecompute` keeps the input instead.  The choice is a class, fixed when
-    the calling module is built, so it never reaches a traced graph as a value.
+    ``torch.compile`` to break on).  The backward keeps the shifted rows, or with
+    ``recompute`` the input (alive anyway, e.g. a ReLU output), from which it rebuilds them:
+    one activation-sized tensor less per call.  ``recompute`` is a Python constant of the
+    calling module (fixed when it is built), so a traced graph never branches on a value.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int,  # type: ignore[override]
-                stride: int, dtype: torch.dtype) -> Tensor:
-        return _shift_conv_forward(ctx, x, kernel, y1, x1, n_rows, stride, dtype, False)
+                stride: int, dtype: torch.dtype, recompute: bool) -> Tensor:
+        rows = _shift_gather(x, y1, x1, n_rows, x.shape[3] + 1).to(dtype)
+        k = kernel.to(dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            out = F.conv2d(rows, k, stride=(stride, 1), groups=x.shape[1])
+        ctx.save_for_backward(x if recompute else rows, k, y1, x1)
+        ctx.conf = (n_rows, stride, dtype, x.shape[2], x.shape[3], x.dtype, kernel.dtype, recompute)
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return _shift_conv_backward(ctx, grad, False)
-
-
-class _ShiftConvRecompute(torch.autograd.Function):
-    """:class:`_ShiftConv` keeping the input (alive anyway, e.g. a ReLU output) instead of
-    the shifted rows, which the backward rebuilds: one activation-sized tensor less per call."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int,  # type: ignore[override]
-                stride: int, dtype: torch.dtype) -> Tensor:
-        return _shift_conv_forward(ctx, x, kernel, y1, x1, n_rows, stride, dtype, True)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return _shift_conv_backward(ctx, grad, True)
+        saved, k, y1, x1 = ctx.saved_tensors
+        n_rows, stride, dtype, t, v, x_dtype, k_dtype, recompute = ctx.conf
+        rows = _shift_gather(saved, y1, x1, n_rows, v + 1).to(dtype) if recompute else saved
+        need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        g_rows, g_k, _ = torch.ops.aten.convolution_backward(
+            grad.to(dtype), rows, k, None, (stride, 1), (0, 0), (1, 1), False, (0, 0),
+            rows.shape[1], (need_x, need_k, False),
+        )
+        # Adjoint of the shift gather (injective on valid taps): again a shift gather.
+        g_x = _shift_gather(g_rows, -y1, -x1, t, v).to(x_dtype) if need_x else None
+        g_k = g_k.to(k_dtype) if need_k else None
+        return g_x, g_k, None, None, None, None, None, None
 
 
 def temporal_shift(
@@ -577,8 +555,7 @@ def temporal_shift(
 
     dev = x.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-    fn = _ShiftConvRecompute if recompute else _ShiftConv
-    return fn.apply(x, kernel, y1, x1, n_rows, stride, dtype)
+    return _ShiftConv.apply(x, kernel, y1, x1, n_rows, stride, dtype, bool(recompute))
 
 
 class Shift(nn.Module):
