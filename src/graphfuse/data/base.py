@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,6 +43,16 @@ def path_words(data_dir: str | os.PathLike) -> set[str]:
     obs32}``): how a datamodule guesses which ``graphfuse prepare`` command its missing folder
     needs."""
     return {w for part in Path(str(data_dir)).parts for w in re.split(r"[^a-z0-9]+", part.lower()) if w}
+
+
+def prepare_command_for(data_dir: str | os.PathLike, rules: Sequence[tuple[Collection[str], str]],
+                        default: str) -> str:
+    """The ``graphfuse prepare`` command (a ``{data_dir}`` template) of the first rule one of
+    whose words is among :func:`path_words` of ``data_dir``, else ``default``: how a datamodule
+    names the command that writes its missing folder (``data/synthetic-coco`` ->
+    ``graphfuse prepare synthetic-coco ...``)."""
+    words = path_words(data_dir)
+    return next((command for keys, command in rules if words & set(keys)), default)
 
 
 #: Stage names accepted by :meth:`PreparedDataModule.dataset` -> dataset key.

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from torch.utils.data import DataLoader
 
-from graphfuse.data.base import PreparedDataModule, path_words
+from graphfuse.data.base import PreparedDataModule, prepare_command_for
 from graphfuse.data.gait.dataset import FRAME_SAMPLING, GaitDataset, collate_sequences, side_cut
 from graphfuse.data.gait.sequences import GaitSequences
 from graphfuse.data.samplers import PKSampler
@@ -45,12 +45,10 @@ def gait_prepare_command(data_dir: str) -> str:
     """The command that prepares ``data_dir`` (a ``{data_dir}`` template), from the words of its
     path: ``synthetic`` -> ``graphfuse prepare synthetic-casia-b``, ``oumvlp`` -> ``oumvlp``,
     otherwise ``casia-b``."""
-    words = path_words(data_dir)
-    if "synthetic" in words:
-        return "graphfuse prepare synthetic-casia-b --out {data_dir}"
-    if words & {"oumvlp", "ou", "mvlp"}:
-        return "graphfuse prepare oumvlp --root <OU-MVLP silhouette folder> --out {data_dir}"
-    return "graphfuse prepare casia-b --root <CASIA-B silhouette folder (<id>/<type>/<view>/*.png)> --out {data_dir}"
+    return prepare_command_for(data_dir, [
+        (["synthetic"], "graphfuse prepare synthetic-casia-b --out {data_dir}"),
+        (["oumvlp", "ou", "mvlp"], "graphfuse prepare oumvlp --root <OU-MVLP silhouette folder> --out {data_dir}"),
+    ], "graphfuse prepare casia-b --root <CASIA-B silhouette folder (<id>/<type>/<view>/*.png)> --out {data_dir}")
 
 
 class GaitDataModule(PreparedDataModule):

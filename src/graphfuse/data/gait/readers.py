@@ -196,6 +196,20 @@ def _one_kind(sources: list[SequenceSource], root: Path) -> list[SequenceSource]
     return sorted(sources, key=lambda s: s.key)
 
 
+def _walk_id_type_view(root: Path, checks: tuple[Callable[[str], str | None], ...], source: str,
+                       skip: list[dict] | None) -> list[SequenceSource]:
+    """The sequences of a ``<root>/<id>/<type>/<view>/`` tree (CASIA-B; OU-MVLP in OpenGait's
+    layout, ``<id>/<seq>/<view>``), each level's folder names checked by ``checks``."""
+    out = []
+    for d_id in _subdirs(root, checks[0], skip):
+        for d_type in _subdirs(d_id, checks[1], skip):
+            for d_view in _subdirs(d_type, checks[2], skip):
+                s = _sequence((d_id.name, d_type.name, d_view.name), d_view, source, skip)
+                if s is not None:
+                    out.append(s)
+    return out
+
+
 def list_casia_b(root: str | os.PathLike, *, source: str = "auto", skip_bad: bool = False,
                  ) -> tuple[list[SequenceSource], list[dict[str, str]]]:
     """The sequences of a CASIA-B folder ``<root>/<id>/<type>/<view>/`` (PNGs or OpenGait pickles).
@@ -208,13 +222,8 @@ def list_casia_b(root: str | os.PathLike, *, source: str = "auto", skip_bad: boo
     source = _source_arg(source)
     skipped: list[dict[str, str]] = []
     skip = skipped if skip_bad else None
-    out = []
-    for d_id in _subdirs(root, _id_check(3, CASIA_B_MAX_ID), skip):
-        for d_type in _subdirs(d_id, _one_of(CASIA_B_TYPES, "CASIA-B walking condition"), skip):
-            for d_view in _subdirs(d_type, _one_of(CASIA_B_VIEWS, "CASIA-B view"), skip):
-                s = _sequence((d_id.name, d_type.name, d_view.name), d_view, source, skip)
-                if s is not None:
-                    out.append(s)
+    out = _walk_id_type_view(root, (_id_check(3, CASIA_B_MAX_ID), _one_of(CASIA_B_TYPES, "CASIA-B walking condition"),
+                                    _one_of(CASIA_B_VIEWS, "CASIA-B view")), source, skip)
     if not out:
         raise GaitDataError(f"{root}: no CASIA-B sequence (<id>/<type>/<view>/*.png or <view>.pkl) found")
     return _one_kind(out, root), skipped
@@ -267,12 +276,8 @@ def list_oumvlp(root: str | os.PathLike, *, layout: str = "auto", source: str = 
                 if s is not None:
                     out.append(s)
     else:
-        for d_id in _subdirs(root, id_check, skip):
-            for d_seq in _subdirs(d_id, _one_of(OUMVLP_SEQS, "OU-MVLP sequence"), skip):
-                for d_view in _subdirs(d_seq, _one_of(OUMVLP_VIEWS, "OU-MVLP view"), skip):
-                    s = _sequence((d_id.name, d_seq.name, d_view.name), d_view, source, skip)
-                    if s is not None:
-                        out.append(s)
+        out = _walk_id_type_view(root, (id_check, _one_of(OUMVLP_SEQS, "OU-MVLP sequence"),
+                                        _one_of(OUMVLP_VIEWS, "OU-MVLP view")), source, skip)
     if not out:
         raise GaitDataError(f"{root}: no OU-MVLP sequence found ({layout} layout)")
     return _one_kind(out, root), skipped

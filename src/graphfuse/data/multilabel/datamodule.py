@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from torch.utils.data import DataLoader
 
-from graphfuse.data.base import PreparedDataModule, path_words
+from graphfuse.data.base import PreparedDataModule, prepare_command_for
 from graphfuse.data.multilabel.dataset import MultiLabelImageDataset
 from graphfuse.data.multilabel.prepare import load_multilabel_meta
 from graphfuse.data.multilabel.transforms import MLGCN_SCALES, ImageTransform, build_transform
@@ -69,12 +69,10 @@ def multilabel_prepare_command(data_dir: str) -> str:
     """The command that prepares ``data_dir`` (a ``{data_dir}`` template), from the words of its
     path: ``synthetic`` -> ``graphfuse prepare synthetic-coco``, ``voc`` -> ``voc2007``,
     otherwise ``coco``."""
-    words = path_words(data_dir)
-    if "synthetic" in words:
-        return "graphfuse prepare synthetic-coco --out {data_dir}"
-    if words & {"voc", "voc2007", "pascal"}:
-        return "graphfuse prepare voc2007 --root <dir holding VOCdevkit/VOC2007> --out {data_dir}"
-    return "graphfuse prepare coco --root <COCO dir with annotations/ and train2014/> --out {data_dir}"
+    return prepare_command_for(data_dir, [
+        (["synthetic"], "graphfuse prepare synthetic-coco --out {data_dir}"),
+        (["voc", "voc2007", "pascal"], "graphfuse prepare voc2007 --root <dir holding VOCdevkit/VOC2007> --out {data_dir}"),
+    ], "graphfuse prepare coco --root <COCO dir with annotations/ and train2014/> --out {data_dir}")
 
 
 class MultiLabelDataModule(PreparedDataModule):
