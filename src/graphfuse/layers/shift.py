@@ -63,23 +63,30 @@ Variants (paper Sec. 3; not in the official code):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import shift_triton
+
 __all__ = [
     "NaiveShift",
     "Shift",
     "ShiftGradMode",
+    "ShiftKernels",
     "inverse_permutation",
     "local_shift_index",
     "local_shift_partition",
     "naive_shift_offsets",
     "naive_temporal_shift",
     "row_shift",
+    "set_shift_kernels",
+    "shift_kernels",
     "spatial_shift",
     "spatial_shift_index",
     "spatial_shift_scale",
@@ -89,6 +96,68 @@ __all__ = [
 
 ShiftGradMode = Literal["official", "autograd"]
 _GRAD_MODES = ("official", "autograd")
+
+# ----------------------------------------------------------------------------------------
+# kernel choice: PyTorch ops everywhere, fused Triton kernels on CUDA
+# ----------------------------------------------------------------------------------------
+ShiftKernels = Literal["auto", "torch", "triton"]
+_KERNEL_CHOICES = ("auto", "torch", "triton")
+_KERNELS_ENV = "GRAPHFUSE_SHIFT_KERNELS"
+_kernels_setting: str | None = None  # None: read the environment variable
+
+
+def shift_kernels() -> ShiftKernels:
+    """The kernels the shifts run on: ``'auto'`` (default: the fused Triton kernels of
+    :mod:`graphfuse.layers.shift_triton` for CUDA tensors when Triton is installed, the
+    PyTorch path otherwise), ``'torch'`` (always the PyTorch path) or ``'triton'`` (always the
+    Triton kernels; an error where they cannot run).  Set by :func:`set_shift_kernels` or the
+    environment variable ``GRAPHFUSE_SHIFT_KERNELS``.  While ``torch.compile`` or
+    ``torch.export`` trace, the PyTorch path is used whatever the setting (inductor generates
+    its own kernels from it), and ``'auto'`` keeps float64 inputs there too (the kernels
+    accumulate in float32)."""
+    value = _kernels_setting if _kernels_setting is not None else os.environ.get(_KERNELS_ENV, "auto")
+    if value not in _KERNEL_CHOICES:
+        raise ValueError(f"{_KERNELS_ENV} must be one of {_KERNEL_CHOICES}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+@contextmanager
+def _restore(previous: str | None) -> Iterator[None]:
+    global _kernels_setting
+    try:
+        yield
+    finally:
+        _kernels_setting = previous
+
+
+def set_shift_kernels(kernels: ShiftKernels | None) -> AbstractContextManager[None]:
+    """Choose the shift kernels for this process (``None``: back to the environment
+    variable).  Returns a context manager that restores the previous choice, so both
+    ``set_shift_kernels('torch')`` and ``with set_shift_kernels('torch'): ...`` work."""
+    global _kernels_setting
+    if kernels is not None and kernels not in _KERNEL_CHOICES:
+        raise ValueError(f"shift kernels must be one of {_KERNEL_CHOICES}, got {kernels!r}")
+    previous = _kernels_setting
+    _kernels_setting = kernels
+    return _restore(previous)
+
+
+def _use_triton(x: Tensor) -> bool:
+    choice = shift_kernels()
+    if choice == "torch" or _tracing():
+        return False
+    if choice == "triton":
+        if not shift_triton.available(x):
+            raise RuntimeError(
+                f"shift kernels 'triton' cannot run on a {x.device.type} tensor: they need CUDA and "
+                "the triton package (or TRITON_INTERPRET=1 for CPU tensors)"
+            )
+        return True
+    # float64 stays on the PyTorch path: the kernels accumulate in float32.
+    return x.device.type == "cuda" and x.dtype in _TRITON_DTYPES and shift_triton.available(x)
+
+
+_TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 # ----------------------------------------------------------------------------------------
@@ -171,6 +240,29 @@ class _PermutationGatherScale(torch.autograd.Function):
         return grad_x, None, None, grad_scale
 
 
+class _FusedGatherScale(torch.autograd.Function):
+    """``x[:, index] (* scale)`` for a permutation ``index`` in one Triton kernel each way
+    (:func:`graphfuse.layers.shift_triton.gather_scale_forward`); same gradients as
+    :class:`_PermutationGatherScale` / :class:`_PermutationGather`."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, inverse: Tensor, scale: Tensor | None) -> Tensor:  # type: ignore[override]
+        x = x if x.stride(1) == 1 else x.contiguous()
+        ctx.save_for_backward(x if scale is not None else None, index, inverse, scale)
+        return shift_triton.gather_scale_forward(x, index, scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, index, inverse, scale = ctx.saved_tensors
+        need_scale = scale is not None and ctx.needs_input_grad[3]
+        g_x, g_scale = shift_triton.gather_scale_backward(
+            grad, x, index, inverse, scale, ctx.needs_input_grad[0], need_scale
+        )
+        if g_scale is not None:
+            g_scale = g_scale.to(scale.dtype)
+        return g_x, None, None, g_scale
+
+
 def spatial_shift_scale(x: Tensor, index: Tensor, inverse: Tensor | None, scale: Tensor) -> Tensor:
     """Spatial shift followed by a per-column scale: ``out[:, k] = x[:, index[k]] * scale[k]``.
 
@@ -187,6 +279,8 @@ def spatial_shift_scale(x: Tensor, index: Tensor, inverse: Tensor | None, scale:
     """
     if inverse is None:
         return x.index_select(1, index) * scale
+    if _use_triton(x):
+        return _FusedGatherScale.apply(x, index, inverse, scale)
     return _PermutationGatherScale.apply(x, index, inverse, scale)
 
 
@@ -203,6 +297,8 @@ def spatial_shift(x: Tensor, index: Tensor, inverse: Tensor | None = None) -> Te
     """
     if inverse is None:
         return x.index_select(1, index)
+    if _use_triton(x):
+        return _FusedGatherScale.apply(x, index, inverse, None)
     return _PermutationGather.apply(x, index, inverse)
 
 
@@ -502,6 +598,27 @@ class _ShiftConv(torch.autograd.Function):
         return g_x, g_k, None, None, None, None, None, None
 
 
+class _ShiftFused(torch.autograd.Function):
+    """The same operation and gradients as :class:`_ShiftConv` in two fused Triton kernels
+    (:mod:`graphfuse.layers.shift_triton`): no shifted copy of the input and no convolution.
+    Keeps ``x`` for the backward (``recompute`` has nothing to rebuild)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, stride: int,  # type: ignore[override]
+                dtype: torch.dtype) -> Tensor:
+        ctx.save_for_backward(x, kernel, y1, x1)
+        ctx.stride = stride
+        return shift_triton.temporal_shift_forward(x, kernel, y1, x1, stride, dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, kernel, y1, x1 = ctx.saved_tensors
+        g_x, g_k = shift_triton.temporal_shift_backward(
+            grad, x, kernel, y1, x1, ctx.stride, ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        )
+        return g_x, (g_k.to(kernel.dtype) if g_k is not None else None), None, None, None, None
+
+
 def temporal_shift(
     x: Tensor,
     xpos: Tensor,
@@ -555,6 +672,8 @@ def temporal_shift(
 
     dev = x.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    if _use_triton(x):
+        return _ShiftFused.apply(x, kernel, y1, x1, stride, dtype)
     return _ShiftConv.apply(x, kernel, y1, x1, n_rows, stride, dtype, bool(recompute))
 
 
