@@ -3,8 +3,9 @@
 For each family, its quickstart config on its synthetic dataset is built as ``graphfuse fit``
 builds it (:func:`graphfuse.info.build_model`: the task with its network, the output size from
 the data), and its datamodule with the config's arguments except ``num_workers``, which keeps
-the datamodule's own default (``--num-workers N`` sets it). Then, on the CPU, with the
-optimiser of the task's ``configure_optimizers``:
+the datamodule's own default (``--num-workers N`` sets it). Then, with the
+optimiser of the task's ``configure_optimizers`` (``--device cuda``: the steps on the GPU, each
+batch copied there as Lightning does, the step timed to its end on the GPU):
 
 * **loaded**: ``--steps`` training steps (forward, loss, backward, optimiser step) on batches
   drawn from the real ``train_dataloader()``, the time of drawing them included;
@@ -19,7 +20,8 @@ measured directly, the time the loaded steps waited for their batch (``next`` on
 loader) and its share of the loaded time. Synthetic data is generated
 under ``--data-root`` on first use, as ``graphfuse fit`` does (once; minutes for video)::
 
-    python benchmarks/data_loading.py [--families ntu pie coco ucf101] [--steps 3] [--threads 2]
+    python benchmarks/data_loading.py [--families ntu pie coco ucf101 casia-b] [--steps 3] [--threads 2]
+                                      [--num-workers N] [--device cpu|cuda]
 
 Copy the table into ``docs/benchmarks.md`` ("Data loading") with the machine and its load.
 """
@@ -105,12 +107,30 @@ def _batch_size(batch: Any) -> int:
     raise TypeError(f"cannot tell the batch size of a {type(batch).__name__}")
 
 
+def _to(batch: Any, device: Any) -> Any:
+    """The batch on ``device`` (what Lightning's ``transfer_batch_to_device`` does)."""
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(v, device) for v in batch)
+    return batch
+
+
 def _step(task: Any, opt: Any, batch: Any, i: int) -> None:
+    import torch
+
+    batch = _to(batch, task.device)
     out = task.training_step(batch, i)
     loss = out["loss"] if isinstance(out, dict) else out
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    if task.device.type == "cuda":
+        torch.cuda.synchronize()  # the step's time is the GPU's, not the launch queue's
 
 
 def _batches(loader: Any) -> Iterator[Any]:
@@ -131,6 +151,7 @@ def measure(short: str, config: str, args: argparse.Namespace) -> dict[str, Any]
     dm.setup("fit")
     loader = dm.train_dataloader()
     ready = time.perf_counter() - t0
+    task.to(args.device)
     task.train()
     opt = _optimizer(task)
     it = _batches(loader)
@@ -175,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="DataLoader workers (default: each datamodule's own default)")
     ap.add_argument("--data-root", type=Path, default=REPO / "data",
                     help="where the synthetic datasets are (generated on first use; default: data/)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="where the steps run (cuda: batches copied there each step, as Lightning does)")
     args = ap.parse_args(argv)
 
     # The CPU defaults `graphfuse fit` runs with: importing the command's module, before torch,
@@ -194,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; load average {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f}; at least {args.steps} steps each way "
+          f"{load[2]:.2f}; steps on {args.device}; at least {args.steps} steps each way "
           f"(and {args.seconds:g} s) after {args.warmup}\n")
     print("| family | config | workers | batch | steps | loaded samples/s | cached samples/s | loaded / cached "
           "| waiting for a batch, ms (share) | cached step ms |")

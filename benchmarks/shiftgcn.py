@@ -88,23 +88,45 @@ def tune_glibc_allocator() -> bool:
 # ----------------------------------------------------------------------------------------
 # worker: one model configuration
 # ----------------------------------------------------------------------------------------
+def _setup(cfg: dict):
+    """Allocator, threads, shift kernels and device of one worker; returns ``(torch, device)``."""
+    if cfg.get("allocator") == "tuned" and cfg.get("device", "cpu") == "cpu" and not tune_glibc_allocator():
+        raise RuntimeError("mallopt unavailable")
+    import torch
+
+    from graphfuse.layers.shift import set_shift_kernels
+
+    torch.set_num_threads(cfg["threads"])
+    set_shift_kernels(cfg.get("kernels", "auto"))
+    device = torch.device(cfg.get("device", "cpu"))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return torch, device
+
+
+def _sync(torch, device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def run_model(cfg: dict) -> dict:
     """One timed configuration; ``cfg`` may carry ``model_kwargs`` (ShiftGCN keyword
-    arguments, default: the official model) and ``cost`` (also return parameters and MACs)."""
-    if cfg["allocator"] == "tuned" and not tune_glibc_allocator():
-        return {"error": "mallopt unavailable"}
-    import torch
+    arguments, default: the official model), ``cost`` (also return parameters and MACs),
+    ``device`` (``cpu`` or ``cuda``) and ``kernels`` (the shift kernels: auto/torch/triton)."""
+    try:
+        torch, device = _setup(cfg)
+    except RuntimeError as e:
+        return {"error": str(e)}
     import torch.nn.functional as F
 
     from graphfuse.models.shiftgcn import ShiftGCN
 
-    torch.set_num_threads(cfg["threads"])
     torch.manual_seed(0)
     kwargs = {"num_class": 60, **cfg.get("model_kwargs", {})}
-    model = ShiftGCN(**kwargs)
+    model = ShiftGCN(**kwargs).to(device)
     num_class, c, v, m = model.num_class, model.in_channels, model.num_point, model.num_person
-    x = torch.randn(cfg["batch"], c, cfg["frames"], v, m)
-    y = torch.randint(0, num_class, (cfg["batch"],))
+    x = torch.randn(cfg["batch"], c, cfg["frames"], v, m).to(device)
+    y = torch.randint(0, num_class, (cfg["batch"],)).to(device)
     use_bf16 = cfg["dtype"] == "bf16"
     inference = bool(cfg.get("inference"))
     if inference:
@@ -114,34 +136,82 @@ def run_model(cfg: dict) -> dict:
 
     def step() -> None:
         if inference:
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 net(x)
             return
         for p in model.parameters():
             p.grad = None
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             loss = F.cross_entropy(net(x), y)
         loss.backward()
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     t_first = time.perf_counter()
     step()
+    _sync(torch, device)
     first_s = time.perf_counter() - t_first
     times = []
     for _ in range(cfg["steps"]):
         t0 = time.perf_counter()
         step()
+        _sync(torch, device)
         times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # CPU: the process's peak resident set; CUDA: the peak of allocated device memory.
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**30
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     best = min(times)
     res = {"step_s": best, "samples_s": cfg["batch"] / best, "first_s": first_s,
-           "peak_gb": peak / 2**20, "base_gb": base_rss / 2**20}
+           "peak_gb": peak, "base_gb": base_rss / 2**20}
     if cfg.get("cost"):
         # After the timed steps: a batch-1 forward cannot raise the peak RSS measured above.
         from graphfuse.info import model_cost
 
-        cost = model_cost(model, (1, c, cfg["frames"], v, m))
+        cost = model_cost(model.cpu(), (1, c, cfg["frames"], v, m))
         res.update(params=cost.trainable_params, gmac=cost.macs / 1e9)
+    return res
+
+
+def run_bf16_check(cfg: dict) -> dict:
+    """bf16 autocast against fp32 on the same weights and input: logits and gradients.
+
+    Beside it, as the yardstick, fp32 on the input perturbed at bf16's resolution (each value
+    times ``1 + 2**-9 * N(0, 1)``, 2**-9 being bf16's unit roundoff): a deep BatchNorm network
+    at initialisation amplifies any rounding, so the gradient error of bf16 means something
+    only next to that of a perturbation of its size.  For each: the largest logit difference
+    over the largest fp32 logit, the share of equal predicted classes, and over all
+    parameters together (the shift positions excluded: the official rule keeps only a sign)
+    the gradient's relative error ``|g - g_fp32| / |g_fp32|`` and cosine similarity."""
+    torch, device = _setup(cfg)
+    import torch.nn.functional as F
+
+    from graphfuse.models.shiftgcn import ShiftGCN
+
+    torch.manual_seed(0)
+    model = ShiftGCN(num_class=60).to(device)
+    x = torch.randn(cfg["batch"], 3, cfg["frames"], 25, 2).to(device)
+    y = torch.randint(0, 60, (cfg["batch"],)).to(device)
+    noisy = x * (1 + 2**-9 * torch.randn(x.shape).to(device))
+    names = [k for k, _ in model.named_parameters() if not k.endswith(("xpos", "ypos"))]
+
+    def run(inp, bf16: bool):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(inp)
+            F.cross_entropy(logits, y).backward()
+        params = dict(model.named_parameters())
+        return logits.detach().float(), torch.cat([params[k].grad.detach().float().flatten() for k in names])
+
+    l32, g32 = run(x, False)
+    res = {}
+    for name, (logits, grads) in (("bf16", run(x, True)), ("noise", run(noisy, False))):
+        res[name] = {"logit_rel_err": ((logits - l32).abs().max() / l32.abs().max()).item(),
+                     "argmax_agree": (logits.argmax(1) == l32.argmax(1)).float().mean().item(),
+                     "grad_rel_err": ((grads - g32).norm() / g32.norm()).item(),
+                     "grad_cos": F.cosine_similarity(grads, g32, dim=0).item()}
     return res
 
 
@@ -159,8 +229,8 @@ def grid_sample_shift(x, xpos, ypos, stride: int):
     n, c, t, v = x.shape
     t_out = t // stride
     y = ypos + (0.5 if stride != 1 else 0.0)
-    py = torch.arange(t_out, dtype=x.dtype) * stride  # (To,)
-    px = torch.arange(v, dtype=x.dtype)
+    py = torch.arange(t_out, dtype=x.dtype, device=x.device) * stride  # (To,)
+    px = torch.arange(v, dtype=x.dtype, device=x.device)
     gy = (py.view(1, t_out, 1) + y.view(c, 1, 1)).expand(c, t_out, v)
     gx = (px.view(1, 1, v) + xpos.view(c, 1, 1)).expand(c, t_out, v)
     # normalise to [-1, 1] with align_corners=True: -1 -> index 0, +1 -> index size-1
@@ -172,55 +242,56 @@ def grid_sample_shift(x, xpos, ypos, stride: int):
 
 
 def run_shift(cfg: dict) -> dict:
-    if cfg["allocator"] == "tuned":
-        tune_glibc_allocator()
-    import torch
+    torch, device = _setup(cfg)
+    from graphfuse.layers.shift import set_shift_kernels, temporal_shift
 
-    from graphfuse.layers.shift import temporal_shift
-
-    torch.set_num_threads(cfg["threads"])
     torch.manual_seed(0)
     n, c, t, v, s = cfg["n"], cfg["c"], cfg["frames"], 25, cfg["stride"]
-    x_cl = torch.randn(n, c, t, v).contiguous(memory_format=torch.channels_last)
+    x_cl = torch.randn(n, c, t, v).to(device).contiguous(memory_format=torch.channels_last)
     x_nchw = x_cl.contiguous()
-    ypos = (torch.rand(c) * 8 - 4).requires_grad_()
-    xpos = (torch.rand(c) * 2e-8 - 1e-8).requires_grad_()
-    g_nchw = torch.randn(n, c, t // s, v)
+    ypos = (torch.rand(c) * 8 - 4).to(device).requires_grad_()
+    xpos = (torch.rand(c) * 2e-8 - 1e-8).to(device).requires_grad_()
+    g_nchw = torch.randn(n, c, t // s, v).to(device)
     g_cl = g_nchw.contiguous(memory_format=torch.channels_last)  # as the model's gradients
 
     def best(fn, reps: int = 5) -> float:
         fn()
         ts = []
         for _ in range(reps):
+            _sync(torch, device)
             t0 = time.perf_counter()
             fn()
+            _sync(torch, device)
             ts.append(time.perf_counter() - t0)
         return min(ts) * 1e3
 
-    res = {}
-    for name, fn, xin, g, mode in (
-        ("ours (official grad)", temporal_shift, x_cl, g_cl, "official"),
-        ("ours (autograd)", temporal_shift, x_cl, g_cl, "autograd"),
-        ("grid_sample", grid_sample_shift, x_nchw, g_nchw, None),
-    ):
+    kernels = ["torch", "triton"] if device.type == "cuda" else ["torch"]
+    rows = [(f"ours, {k} (official grad)", temporal_shift, x_cl, g_cl, "official", k) for k in kernels]
+    rows += [(f"ours, {k} (autograd)", temporal_shift, x_cl, g_cl, "autograd", k) for k in kernels]
+    rows.append(("grid_sample", grid_sample_shift, x_nchw, g_nchw, None, "torch"))
+    res: dict[str, Any] = {}
+    for name, fn, xin, g, mode, k in rows:
         xr = xin.clone().requires_grad_()
         args = (xr, xpos, ypos, s) + ((mode,) if mode else ())
 
-        def fwd():
+        def fwd(fn=fn, args=args):
             with torch.no_grad():
                 return fn(*args)
 
-        def fwd_bwd(g=g):
+        def fwd_bwd(fn=fn, args=args, g=g, xr=xr):
             out = fn(*args)
             torch.autograd.grad(out, (xr, xpos, ypos), g)
 
-        res[name] = (best(fwd), best(fwd_bwd))
-    with torch.no_grad():
+        with set_shift_kernels(k):
+            res[name] = (best(fwd), best(fwd_bwd))
+    err = {}
+    with torch.no_grad(), set_shift_kernels("torch"):
         ref = temporal_shift(x_cl.double(), xpos.double(), ypos.double(), s, "autograd")
-        ours = temporal_shift(x_cl, xpos, ypos, s)
-        gs = grid_sample_shift(x_nchw, xpos.detach(), ypos.detach(), s)
-    res["max_abs_err"] = {"ours": (ours.double() - ref).abs().max().item(),
-                          "grid_sample": (gs.double() - ref).abs().max().item()}
+        err["grid_sample"] = (grid_sample_shift(x_nchw, xpos.detach(), ypos.detach(), s).double() - ref).abs().max().item()
+        for k in kernels:
+            with set_shift_kernels(k):
+                err[k] = (temporal_shift(x_cl, xpos, ypos, s).double() - ref).abs().max().item()
+    res["max_abs_err"] = err
     return res
 
 
@@ -298,7 +369,7 @@ def _describe(spec: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------
 def _spawn(kind: str, cfg: dict) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--_worker", json.dumps({"kind": kind, **cfg})]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"rc {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -365,13 +436,22 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile(fullgraph=True) the model (inductor); the compile is the warm-up "
                          "step, its time is printed as 'first s'")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: CUDA events are drained around each step, and the memory column is the "
+                         "peak of allocated device memory instead of the process's peak RSS")
+    ap.add_argument("--kernels", nargs="+", default=["auto"], choices=["auto", "torch", "triton"],
+                    help="shift kernels (graphfuse.layers.shift.set_shift_kernels); several: one row each")
+    ap.add_argument("--check-bf16", action="store_true",
+                    help="also compare bf16 autocast with fp32 on the same weights and input at each "
+                         "--frames x --batch: logits and every parameter's gradient")
     ap.add_argument("--skip-shift", action="store_true")
     ap.add_argument("--skip-model", action="store_true")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._worker:
         cfg = json.loads(args._worker)
-        print(json.dumps(run_model(cfg) if cfg.pop("kind") == "model" else run_shift(cfg)))
+        worker = {"model": run_model, "shift": run_shift, "bf16": run_bf16_check}[cfg.pop("kind")]
+        print(json.dumps(worker(cfg)))
         return
     for opt in ("batch", "steps"):
         if getattr(args, opt) < 1:
@@ -408,37 +488,54 @@ def main() -> None:
         _variant_table(args, variants, names)
     elif not args.skip_model:
         what = "inference (eval, no_grad)" if args.inference else "training step (forward + backward)"
-        print(f"\n{what}{', torch.compile' if args.compile else ''}:\n")
-        print("| frames | batch | threads | dtype | allocator | first s | step s | samples/s | peak RSS GB |")
-        print("|---:|---:|---:|---|---|---:|---:|---:|---:|")
+        mem = "peak CUDA GB" if args.device == "cuda" else "peak RSS GB"
+        print(f"\n{what} on {args.device}{', torch.compile' if args.compile else ''}:\n")
+        print(f"| frames | batch | threads | dtype | allocator | kernels | first s | step s | samples/s | {mem} |")
+        print("|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
         for frames in args.frames:
             for threads in args.threads:
                 for dtype in args.dtypes:
                     for alloc in args.allocator:
-                        cfg = {"frames": frames, "batch": args.batch, "threads": threads, "dtype": dtype,
-                               "allocator": alloc, "steps": args.steps, "inference": args.inference,
-                               "compile": args.compile}
-                        r = _spawn("model", cfg)
-                        if "error" in r:
-                            print(f"| {frames} | {args.batch} | {threads} | {dtype} | {alloc} | error: {r['error']} | | | |")
-                        else:
-                            print(f"| {frames} | {args.batch} | {threads} | {dtype} | {alloc} | {r['first_s']:.1f} | "
-                                  f"{r['step_s']:.2f} | {r['samples_s']:.2f} | {r['peak_gb']:.2f} |", flush=True)
+                        for kernels in args.kernels:
+                            cfg = {"frames": frames, "batch": args.batch, "threads": threads, "dtype": dtype,
+                                   "allocator": alloc, "steps": args.steps, "inference": args.inference,
+                                   "compile": args.compile, "device": args.device, "kernels": kernels}
+                            r = _spawn("model", cfg)
+                            head = f"| {frames} | {args.batch} | {threads} | {dtype} | {alloc} | {kernels} |"
+                            if "error" in r:
+                                print(f"{head} error: {r['error']} | | | |")
+                            else:
+                                print(f"{head} {r['first_s']:.1f} | {r['step_s']:.3f} | {r['samples_s']:.2f} | "
+                                      f"{r['peak_gb']:.2f} |", flush=True)
+    if args.check_bf16:
+        print(f"\nbf16 autocast vs fp32 on {args.device}, same weights and input, kernels {args.kernels[0]}:\n")
+        print("| frames | batch | run | max logit diff / max logit | argmax agree | grad rel err | grad cosine |")
+        print("|---:|---:|---|---:|---:|---:|---:|")
+        for frames in args.frames:
+            r = _spawn("bf16", {"frames": frames, "batch": args.batch, "threads": args.threads[0],
+                                "device": args.device, "kernels": args.kernels[0], "allocator": args.allocator[-1]})
+            if "error" in r:
+                print(f"| {frames} | {args.batch} | error: {r['error']} |")
+                continue
+            for name, label in (("bf16", "bf16 autocast"), ("noise", "fp32, input x (1 + 2^-9 N(0,1))")):
+                e = r[name]
+                print(f"| {frames} | {args.batch} | {label} | {e['logit_rel_err']:.2e} | {e['argmax_agree']:.3f} | "
+                      f"{e['grad_rel_err']:.3f} | {e['grad_cos']:.4f} |", flush=True)
     if not args.skip_shift:
-        print("\nTemporal shift alone, (N*M=32, C=64, T, V=25) float32, ms (best of 5):\n")
+        print(f"\nTemporal shift alone on {args.device}, (N*M=32, C=64, T, V=25) float32, ms (best of 5):\n")
         print("| T | stride | threads | implementation | forward ms | fwd+bwd ms | max abs err vs float64 |")
         print("|---:|---:|---:|---|---:|---:|---:|")
         for frames in args.frames:
             for stride in (1, 2):
                 cfg = {"n": 32, "c": 64, "frames": frames, "stride": stride, "threads": args.threads[0],
-                       "allocator": args.allocator[-1]}
+                       "allocator": args.allocator[-1], "device": args.device}
                 r = _spawn("shift", cfg)
                 if "error" in r:
                     print(f"| {frames} | {stride} | error: {r['error']} |")
                     continue
                 err = r.pop("max_abs_err")
                 for name, (f_ms, fb_ms) in r.items():
-                    e = err["grid_sample" if name == "grid_sample" else "ours"]
+                    e = err["grid_sample" if name == "grid_sample" else name.split(",")[1].split()[0]]
                     print(f"| {frames} | {stride} | {args.threads[0]} | {name} | {f_ms:.1f} | {fb_ms:.1f} | {e:.1e} |",
                           flush=True)
 
