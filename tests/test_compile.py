@@ -94,6 +94,29 @@ def test_shiftgcn_compiles_fullgraph_and_equals_eager():
     _check_compiled(_shiftgcn)
 
 
+def test_direct_temporal_shift_captures_whole_and_equals_eager(monkeypatch: pytest.MonkeyPatch):
+    """The formulation a compiled model uses on GPUs (``_ShiftDirect``: four gathered taps that
+    inductor fuses, instead of a gather and a depthwise convolution), forced on the CPU: whole
+    graph, outputs and gradients equal to the eager conv formulation."""
+    from graphfuse.layers import shift as S
+
+    class NotTheConvPath:
+        @staticmethod
+        def apply(*args: object) -> None:
+            raise AssertionError("the conv formulation was traced")
+
+    monkeypatch.setattr(S, "_DIRECT_DEVICES", {"cpu"})
+    model, inputs, target = _shiftgcn()
+    eager = copy.deepcopy(model)
+    out_e, grad_e = _step(eager.train(), eager, inputs, target)  # before the patch below
+    monkeypatch.setattr(S, "_ShiftConv", NotTheConvPath)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    out_c, grad_c = _step(compiled.train(), model, inputs, target)
+    torch.testing.assert_close(out_c, out_e, rtol=1e-5, atol=1e-6)
+    for name, g in grad_e.items():
+        torch.testing.assert_close(grad_c[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
 @pytest.mark.parametrize(
     "build",
     [

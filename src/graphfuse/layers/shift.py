@@ -619,6 +619,85 @@ class _ShiftFused(torch.autograd.Function):
         return g_x, (g_k.to(kernel.dtype) if g_k is not None else None), None, None, None, None
 
 
+def _direct_taps(src: Tensor, row: Tensor, col: Tensor, n_rows: int, n_cols: int) -> tuple[Tensor, Tensor]:
+    """``src[:, c, row[c, l], col[c, w]]`` as ``(N, C, L, W)`` with the mask of the taps inside
+    ``[0, n_rows) x [0, n_cols)`` (``(C, L, W)``; outside taps read a clamped position)."""
+    c = src.shape[1]
+    valid = ((row >= 0) & (row < n_rows)).unsqueeze(2) & ((col >= 0) & (col < n_cols)).unsqueeze(1)
+    chan = torch.arange(c, device=src.device).view(c, 1, 1)
+    taps = src[:, chan, row.clamp(0, n_rows - 1).unsqueeze(2), col.clamp(0, n_cols - 1).unsqueeze(1)]
+    return taps, valid
+
+
+class _ShiftDirect(torch.autograd.Function):
+    """The operation and gradients of :class:`_ShiftConv` written as four gathered taps, for
+    ``torch.compile`` on GPUs: inductor turns the forward into one kernel (four indirect loads,
+    a weighted sum) and the backward into one more (the input gradient gathered from the
+    output gradient through the inverse taps, as in ``shift_triton``, and the kernel gradient
+    as a reduction of the same products), where the conv formulation leaves a cuDNN grouped
+    convolution and an extra gather pass.  In eager mode each tap is a full gather (slow): it
+    is used only while tracing (``_DIRECT_DEVICES``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, stride: int,  # type: ignore[override]
+                dtype: torch.dtype) -> Tensor:
+        _, c, t, v = x.shape
+        t_out = t // stride
+        k = kernel.reshape(c, 4).to(dtype)
+        h = torch.arange(t_out, device=x.device) * stride
+        w = torch.arange(v, device=x.device)
+        xd = x.to(dtype)
+        out = None
+        for ky in (0, 1):
+            for kx in (0, 1):
+                taps, valid = _direct_taps(xd, h + (y1.unsqueeze(1) + ky), w + (x1.unsqueeze(1) + kx), t, v)
+                term = taps * (k[:, 2 * ky + kx].view(c, 1, 1) * valid)
+                out = term if out is None else out + term
+        ctx.save_for_backward(x, kernel, y1, x1)
+        ctx.conf = (stride, dtype)
+        assert out is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, kernel, y1, x1 = ctx.saved_tensors
+        stride, dtype = ctx.conf
+        _, c, t, v = x.shape
+        t_out = grad.shape[2]
+        k = kernel.reshape(c, 4).to(dtype)
+        t_in = torch.arange(t, device=x.device)
+        v_in = torch.arange(v, device=x.device)
+        g = grad.to(dtype)
+        xd = x.to(dtype)
+        g_x, g_k = None, []
+        for ky in (0, 1):
+            for kx in (0, 1):
+                # Output frame of input frame t through this tap: (t - y1 - ky) / stride when that is
+                # a whole number (a frame the strided shift did not skip).
+                diff = t_in - (y1.unsqueeze(1) + ky)  # (C, T)
+                row = torch.div(diff, stride, rounding_mode="floor")
+                row = torch.where(diff - row * stride == 0, row, -1)
+                taps, valid = _direct_taps(g, row, v_in - (x1.unsqueeze(1) + kx), t_out, v)
+                taps = taps * valid
+                if ctx.needs_input_grad[0]:
+                    term = taps * k[:, 2 * ky + kx].view(c, 1, 1)
+                    g_x = term if g_x is None else g_x + term
+                if ctx.needs_input_grad[1]:
+                    g_k.append((taps * xd).sum(dim=(0, 2, 3), dtype=torch.promote_types(dtype, torch.float32)))
+        grad_k = torch.stack(g_k, dim=1).view(c, 1, 2, 2).to(kernel.dtype) if g_k else None
+        if g_x is not None:
+            g_x = g_x.to(x.dtype)
+            if _is_channels_last(x):
+                g_x = g_x.contiguous(memory_format=torch.channels_last)
+        return g_x, grad_k, None, None, None, None
+
+
+#: Devices on which a traced (compiled) temporal shift uses :class:`_ShiftDirect`, so that
+#: inductor generates fused kernels for it.  Not CPU: there inductor's gathers are scalar loops,
+#: slower than oneDNN's depthwise convolution (docs/benchmarks.md).
+_DIRECT_DEVICES = {"cuda"}
+
+
 def temporal_shift(
     x: Tensor,
     xpos: Tensor,
@@ -674,6 +753,8 @@ def temporal_shift(
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
     if _use_triton(x):
         return _ShiftFused.apply(x, kernel, y1, x1, stride, dtype)
+    if torch.compiler.is_compiling() and dev in _DIRECT_DEVICES and shift_kernels() != "torch":
+        return _ShiftDirect.apply(x, kernel, y1, x1, stride, dtype)
     return _ShiftConv.apply(x, kernel, y1, x1, n_rows, stride, dtype, bool(recompute))
 
 
