@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -113,6 +114,12 @@ def _launch_kwargs() -> dict[str, Any]:
     return {"BLOCK_R": _BLOCK_R, "BLOCK_C": _BLOCK_C}
 
 
+def _on(x: Tensor) -> AbstractContextManager[Any]:
+    """Launch on ``x``'s GPU (Triton launches on the *current* device, which need not be
+    ``x``'s, e.g. a model on ``cuda:1`` in a process that never set the device)."""
+    return torch.cuda.device(x.device) if x.device.type == "cuda" else nullcontext()
+
+
 def temporal_shift_forward(x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, stride: int,
                            dtype: torch.dtype) -> Tensor:
     """Fused adaptive temporal shift: ``(N, C, T, V) -> (N, C, T // stride, V)`` in ``dtype``.
@@ -128,8 +135,9 @@ def temporal_shift_forward(x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, st
     k = kernel.detach().reshape(c, 4).to(torch.float32).contiguous()
     rows = n * t_out * v
     grid = (kn.cdiv(rows, _BLOCK_R), kn.cdiv(c, _BLOCK_C))
-    kn.temporal_fwd[grid](x, k, y1.contiguous(), x1.contiguous(), out, rows, c, t_out, t, v, stride,
-                          *x.stride(), *out.stride(), **_launch_kwargs())
+    with _on(x):
+        kn.temporal_fwd[grid](x, k, y1.contiguous(), x1.contiguous(), out, rows, c, t_out, t, v, stride,
+                              *x.stride(), *out.stride(), **_launch_kwargs())
     return out
 
 
@@ -147,9 +155,10 @@ def temporal_shift_backward(grad: Tensor, x: Tensor, kernel: Tensor, y1: Tensor,
     part = torch.empty((progs, c, 4) if need_k else (1,), dtype=torch.float32, device=x.device)
     k = kernel.detach().reshape(c, 4).to(torch.float32).contiguous()
     grid = (progs, kn.cdiv(c, _BLOCK_C))
-    kn.temporal_bwd[grid](grad, x, k, y1.contiguous(), x1.contiguous(), gx, part, rows, per, c, t_out, t, v,
-                          stride, *grad.stride(), *x.stride(), *gx.stride(),
-                          NEED_X=need_x, NEED_K=need_k, **_launch_kwargs())
+    with _on(x):
+        kn.temporal_bwd[grid](grad, x, k, y1.contiguous(), x1.contiguous(), gx, part, rows, per, c, t_out, t, v,
+                              stride, *grad.stride(), *x.stride(), *gx.stride(),
+                              NEED_X=need_x, NEED_K=need_k, **_launch_kwargs())
     gk = part.sum(0).view(c, 1, 2, 2) if need_k else None
     return (gx if need_x else None), gk
 
@@ -162,8 +171,9 @@ def gather_scale_forward(x: Tensor, index: Tensor, scale: Tensor | None) -> Tens
     out = torch.empty((rows, k), dtype=x.dtype, device=x.device)
     grid = (kn.cdiv(rows, _BLOCK_R), kn.cdiv(k, _BLOCK_C))
     s = scale.detach().contiguous() if scale is not None else index
-    kn.gather_fwd[grid](x, index.contiguous(), s, out, rows, k, x.stride(0), out.stride(0),
-                        HAS_SCALE=scale is not None, **_launch_kwargs())
+    with _on(x):
+        kn.gather_fwd[grid](x, index.contiguous(), s, out, rows, k, x.stride(0), out.stride(0),
+                            HAS_SCALE=scale is not None, **_launch_kwargs())
     return out
 
 
@@ -181,8 +191,9 @@ def gather_scale_backward(grad: Tensor, x: Tensor | None, index: Tensor, inverse
     s_inv = scale.detach().index_select(0, inverse).contiguous() if scale is not None else inverse
     xx = x if (need_scale and x is not None) else grad
     grid = (progs, kn.cdiv(k, _BLOCK_C))
-    kn.gather_bwd[grid](grad, xx, inverse.contiguous(), s_inv, gx, part, rows, per, k, grad.stride(0),
-                        xx.stride(0), gx.stride(0), HAS_SCALE=scale is not None, NEED_X=need_x,
-                        NEED_SCALE=need_scale, **_launch_kwargs())
+    with _on(grad):
+        kn.gather_bwd[grid](grad, xx, inverse.contiguous(), s_inv, gx, part, rows, per, k, grad.stride(0),
+                            xx.stride(0), gx.stride(0), HAS_SCALE=scale is not None, NEED_X=need_x,
+                            NEED_SCALE=need_scale, **_launch_kwargs())
     gscale = part.sum(0).index_select(0, index) if need_scale else None
     return (gx if need_x else None), gscale
