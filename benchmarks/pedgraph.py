@@ -23,18 +23,24 @@ override. Parameters are counted too. Run::
 ``freezing`` (eval-mode weights as constants: BatchNorm folded into the convolutions, weights
 pre-packed for oneDNN), under ``no_grad``.
 
+``--cpu-defaults`` times under the CPU settings of the ``graphfuse`` command
+(:mod:`graphfuse.cpu_defaults`: ``OMP_WAIT_POLICY=PASSIVE`` unless exported, glibc keeps freed
+blocks), i.e. the eager latency ``graphfuse infer`` gets; without it OpenMP's default (waiting
+threads spin) applies, which is faster at batch 1 on a quiet machine.
+
 and copy the table into ``docs/benchmarks.md`` with the machine it came from.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import warnings
 from pathlib import Path
 
-import torch
+# torch is imported in main(): --cpu-defaults must set OMP_WAIT_POLICY before OpenMP loads.
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +55,8 @@ def default_configs() -> list[Path]:
 
 def time_config(path: Path, threads: int, repeats: int, warmup: int, steps: int,
                 frames: int | None, compile: bool = False) -> dict:
+    import torch
+
     from graphfuse.info import build_model, network_of, observed_frames
 
     with warnings.catch_warnings():
@@ -102,9 +110,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=None, help="override the observation length")
     ap.add_argument("--compile", action="store_true",
                     help="also time torch.compile (inductor, freezing: BatchNorm folded, weights pre-packed)")
+    ap.add_argument("--cpu-defaults", action="store_true",
+                    help="the graphfuse command's CPU settings (OMP_WAIT_POLICY=PASSIVE, glibc mallopt)")
     args = ap.parse_args(argv)
     configs = args.configs or default_configs()
-    print(f"torch {torch.__version__}, {args.threads} threads, eval mode, inference_mode\n")
+    if args.cpu_defaults:
+        from graphfuse.cpu_defaults import apply_env_defaults, tune_glibc_allocator
+
+        apply_env_defaults()  # before torch (OpenMP) is loaded; an exported value wins
+        tune_glibc_allocator()
+    import torch
+
+    wait = os.environ.get("OMP_WAIT_POLICY", "OpenMP default")
+    print(f"torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY {wait}, eval mode, "
+          "inference_mode\n")
     print("| config | T | params | mode | batch-1 latency (ms) | batch-64 samples/s |")
     print("|---|---:|---:|---|---:|---:|")
     for c in configs:
