@@ -23,7 +23,7 @@
 # Steps (GPU):
 #   env        nvidia-smi, versions
 #   kernels    the fused Triton shift kernels against the PyTorch path, compiled, on CUDA tensors
-#              (tests/layers/triton_shift_checks.py -k cuda) and the shift tests' CUDA cases
+#              (tests/layers/triton_shift_checks.py -k cuda)
 #   train      Shift-GCN training step, batch 64, T = 300: fp32/bf16 x PyTorch/Triton shifts
 #   infer      the same in eval mode
 #   bf16       bf16 autocast vs fp32 logits and gradients (real scale), and the shift alone
@@ -104,8 +104,7 @@ else
     step env 30 sh -c "nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv; \
         $PY -c \"import torch, triton, platform; print('# torch', torch.__version__, 'triton', triton.__version__, \
         'python', platform.python_version(), torch.cuda.get_device_name())\""
-    step kernels 150 "$PY" -m pytest -q -p no:cacheprovider tests/layers/triton_shift_checks.py \
-        tests/layers/test_shift.py -k cuda
+    step kernels 150 "$PY" -m pytest -q -p no:cacheprovider tests/layers/triton_shift_checks.py -k cuda
 fi
 step train 150 "$PY" benchmarks/shiftgcn.py --device $DEV "${SG[@]}" --dtypes "${DTYPES[@]}" \
     --kernels "${KERNELS[@]}" --skip-shift
