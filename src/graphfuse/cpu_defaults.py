@@ -15,13 +15,15 @@
   take effect for every later allocation; no re-exec). A variable the user exports wins
   (glibc applied it at start), and ``GRAPHFUSE_MALLOC=default`` keeps glibc's own behaviour.
   Not glibc: nothing.
+* :func:`usable_cpus`: the cores this process may run on (its CPU affinity, which a container,
+  ``taskset`` or a batch scheduler restricts), the count every default pool size starts from.
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["CPU_ENV_DEFAULTS", "CPU_MALLOC_DEFAULTS", "apply_env_defaults", "tune_glibc_allocator"]
+__all__ = ["CPU_ENV_DEFAULTS", "CPU_MALLOC_DEFAULTS", "apply_env_defaults", "tune_glibc_allocator", "usable_cpus"]
 
 CPU_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
@@ -52,3 +54,12 @@ def tune_glibc_allocator(defaults: dict[str, tuple[int, int]] = CPU_MALLOC_DEFAU
         return []
     return [name for name, (option, value) in defaults.items()
             if name not in os.environ and mallopt(option, ctypes.c_int(value)) == 1]
+
+
+def usable_cpus() -> int:
+    """The number of CPUs this process may run on: its affinity mask (``os.sched_getaffinity``;
+    smaller than ``os.cpu_count()`` under ``taskset``, cgroup cpusets or a SLURM allocation),
+    else ``os.cpu_count()`` (no affinity call on this platform), else 1. Always >= 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

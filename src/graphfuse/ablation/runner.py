@@ -65,6 +65,7 @@ from typing import Any, Callable
 import yaml
 
 from graphfuse.config_files import ConfigError, names_base, resolve_config
+from graphfuse.cpu_defaults import usable_cpus
 from graphfuse.io import read_json_dict, write_json, write_text
 from graphfuse.runs import run_dir_holder
 
@@ -544,13 +545,6 @@ def _gpu_slots(gpus: list[str], jobs: int) -> list[list[str]]:
     return [[gpus[k % len(gpus)]] for k in range(jobs)]
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 class _Executor:
     def __init__(
         self,
@@ -806,7 +800,7 @@ def run_study(
 
     env = dict(os.environ)
     if launcher is None and (jobs > 1 or threads_per_job):
-        n = threads_per_job or max(1, _cpu_count() // jobs)
+        n = threads_per_job or max(1, usable_cpus() // jobs)
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(n)
         threads_note = f", {n} CPU thread(s) per run (OMP_NUM_THREADS)"
     else:

@@ -63,9 +63,10 @@ class GaitDataModule(PreparedDataModule):
         test_batch_size: sequences per evaluation batch (any value; all frames of each).
         iterations_per_epoch: training batches per "epoch" (the logging unit; the recipe's
             length is ``trainer.max_steps``).
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes; ``"auto"`` (default): up to 8 per CUDA device,
+            0 on the CPU (:func:`graphfuse.data.base.auto_loader_settings`).
         seed: the ``P x K`` draws and frame draws (a function of ``(seed, epoch, batch)``).
-        pin_memory: DataLoader ``pin_memory`` (on GPU).
+        pin_memory: DataLoader ``pin_memory``; ``"auto"`` (default): on CUDA only.
         synthetic: when ``meta.json`` is missing, generate the synthetic CASIA-B-format data
             there (:func:`graphfuse.data.synthetic.gait.generate_synthetic_casia_b`).
         synthetic_options: options of that generation (``num_ids``, ``num_train_ids``,
@@ -86,9 +87,9 @@ class GaitDataModule(PreparedDataModule):
         frame_sampling: Literal["fixed_unordered", "fixed_ordered"] = "fixed_unordered",
         test_batch_size: int = 4,
         iterations_per_epoch: int = 500,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = "auto",
         seed: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | Literal["auto"] = "auto",
         synthetic: bool = False,
         synthetic_options: dict[str, int] | None = None,
     ) -> None:
@@ -178,13 +179,12 @@ class GaitDataModule(PreparedDataModule):
         """``P x K / world_size`` sequences per batch, this rank's slice of each global batch."""
         sampler = self.train_sampler()
         return DataLoader(self.dataset("train"), batch_size=sampler.batch_size, sampler=sampler, drop_last=False,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+                          **self._loader_options())
 
     def _eval_loader(self, stage: str) -> DataLoader:
+        """Whole sequences, ``test_batch_size`` per batch, concatenated by :func:`collate_sequences`."""
         return DataLoader(self.dataset(stage), batch_size=self.test_batch_size, shuffle=False, drop_last=False,
-                          collate_fn=collate_sequences, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+                          **{**self._loader_options(), "collate_fn": collate_sequences})
 
     def val_dataloader(self) -> list:
         """No validation split (the recipes evaluate the last iteration): an empty list, so

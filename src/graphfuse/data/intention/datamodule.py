@@ -64,7 +64,8 @@ class IntentionDataModule(PreparedDataModule):
             ``meta.json``; must have been prepared with ``--poses``).
         batch_size: training batch size (doing_project: 16; PedGraph+'s script default 2).
         eval_batch_size: val/test/predict batch size; None = ``batch_size``.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes; ``"auto"`` (default): up to 8 per CUDA device,
+            0 on the CPU (:func:`graphfuse.data.base.auto_loader_settings`).
         labels: ``"three"`` (no-cross / cross / irrelevant, PedGraph+) or ``"binary"``.
         use_velocity: provide the ego ``velocity`` input.
         use_image: provide the ``image`` crop (needs crops in the prepared data).
@@ -81,7 +82,7 @@ class IntentionDataModule(PreparedDataModule):
             ``(seed, epoch)``; resumed runs replay the same batches).
         drop_last: drop the last incomplete training batch (default False: every training
             sample is used each epoch; a trailing batch of one joins the previous batch).
-        pin_memory: DataLoader ``pin_memory``.
+        pin_memory: DataLoader ``pin_memory``; ``"auto"`` (default): on CUDA only.
         synthetic: when ``data_dir/meta.json`` is missing, generate synthetic PIE-format data
             there (``graphfuse.data.synthetic.pie.prepare_synthetic_pie``) instead of raising.
     """
@@ -98,7 +99,7 @@ class IntentionDataModule(PreparedDataModule):
         data_dir: str,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = "auto",
         labels: Literal["three", "binary"] = "three",
         use_velocity: bool = True,
         use_image: bool = False,
@@ -109,7 +110,7 @@ class IntentionDataModule(PreparedDataModule):
         balance: bool = False,
         seed: int = 0,
         drop_last: bool = False,
-        pin_memory: bool = False,
+        pin_memory: bool | Literal["auto"] = "auto",
         synthetic: bool = False,
     ) -> None:
         if labels not in ("three", "binary"):

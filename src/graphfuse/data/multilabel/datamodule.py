@@ -83,7 +83,9 @@ class MultiLabelDataModule(PreparedDataModule):
         image_size: side S of the square network input (ML-GCN: 448).
         batch_size: training batch size (ML-GCN's README: 32).
         eval_batch_size: val / test / train-eval batch size; None = ``batch_size``.
-        num_workers: DataLoader worker processes (JPEG decoding is the bottleneck).
+        num_workers: DataLoader worker processes (JPEG decoding is the bottleneck on a GPU);
+            ``"auto"`` (default): up to 8 per CUDA device, 0 on the CPU
+            (:func:`graphfuse.data.base.auto_loader_settings`).
         val_fraction: fraction of the train split held out for model selection (0: none;
             then select the last epoch).
         val_seed: seed of the hold-out (fixed across runs, so every seed and variant of a
@@ -97,7 +99,7 @@ class MultiLabelDataModule(PreparedDataModule):
         flip: random horizontal flip in training.
         seed: data-order and augmentation seed (a function of ``(seed, epoch)``).
         drop_last: drop the last incomplete training batch.
-        pin_memory: DataLoader ``pin_memory`` (on GPU).
+        pin_memory: DataLoader ``pin_memory``; ``"auto"`` (default): on CUDA only.
         synthetic: when ``meta.json`` is missing, generate the synthetic COCO-format data there
             (:func:`graphfuse.data.synthetic.coco.prepare_synthetic_coco`).
         synthetic_options: integer options of that generation (``num_train``, ``num_val``,
@@ -117,7 +119,7 @@ class MultiLabelDataModule(PreparedDataModule):
         image_size: int = 448,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = "auto",
         val_fraction: float = 0.1,
         val_seed: int = 0,
         train_eval_subset: int = 500,
@@ -129,7 +131,7 @@ class MultiLabelDataModule(PreparedDataModule):
         flip: bool = True,
         seed: int = 0,
         drop_last: bool = False,
-        pin_memory: bool = False,
+        pin_memory: bool | Literal["auto"] = "auto",
         synthetic: bool = False,
         synthetic_options: dict[str, int] | None = None,
     ) -> None:

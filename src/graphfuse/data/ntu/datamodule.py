@@ -38,7 +38,8 @@ class SkeletonDataModule(PreparedDataModule):
             the official Shift-GCN ``gen_bone_data.py`` / ``gen_motion_data.py``.
         batch_size: training batch size (Shift-GCN: 64).
         eval_batch_size: batch size of val/test/predict loaders; None = ``batch_size``.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes; ``"auto"`` (default): up to 8 per CUDA device,
+            0 on the CPU (:func:`graphfuse.data.base.auto_loader_settings`).
         clip_len: frames per clip sampled with :class:`UniformSample` (PYSKL: 100); None keeps
             the full 300-frame padded sequence, the official Shift-GCN protocol
             (``window_size: -1``, no augmentation).
@@ -56,7 +57,7 @@ class SkeletonDataModule(PreparedDataModule):
         seed: data-order seed of :class:`EpochSeededSampler` (order and augmentation are a
             function of ``(seed, epoch)``, so resumed runs replay the same batches).
         drop_last: drop the last incomplete training batch (the official train loader does).
-        pin_memory: DataLoader ``pin_memory``.
+        pin_memory: DataLoader ``pin_memory``; ``"auto"`` (default): on CUDA only.
         synthetic: when ``data_dir/meta.json`` is missing, generate a synthetic NTU-format
             dataset there (``graphfuse.data.synthetic.ntu.prepare_synthetic_ntu``) instead of
             raising.
@@ -76,7 +77,7 @@ class SkeletonDataModule(PreparedDataModule):
         stream: Literal["joint", "bone", "joint_motion", "bone_motion"] = "joint",
         batch_size: int = 64,
         eval_batch_size: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = "auto",
         clip_len: int | None = None,
         frame_stride: int = 1,
         val_fraction: float = 0.05,
@@ -84,7 +85,7 @@ class SkeletonDataModule(PreparedDataModule):
         val_source: Literal["holdout", "test"] = "holdout",
         seed: int = 0,
         drop_last: bool = True,
-        pin_memory: bool = False,
+        pin_memory: bool | Literal["auto"] = "auto",
         synthetic: bool = False,
         streams: list[str] | None = None,
     ) -> None:

@@ -60,6 +60,8 @@ from typing import Any
 
 import numpy as np
 
+from graphfuse.cpu_defaults import usable_cpus
+
 __all__ = [
     "DEFAULT_NUM_IDS",
     "DEFAULT_NUM_TRAIN_IDS",
@@ -545,7 +547,7 @@ def _write_sequence(job: tuple[str, int, str, str, tuple[str, ...], int, int]) -
 
 
 def _default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def subject_ids(num_ids: int) -> list[str]:

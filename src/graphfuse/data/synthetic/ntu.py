@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from graphfuse.cpu_defaults import usable_cpus
 from graphfuse.data.ntu.reader import FLOAT_KINECT, SkeletonSequence, make_sequence, write_skeleton
 from graphfuse.graphs import ntu25
 
@@ -927,8 +928,7 @@ def _write_one(job: tuple[str, str, int]) -> str:
 
 
 def _default_workers(n_jobs: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, n_jobs // 50))  # a process pool pays off from ~100 files on
+    return max(1, min(usable_cpus(), n_jobs // 50))  # a process pool pays off from ~100 files on
 
 
 def generate_synthetic_ntu(

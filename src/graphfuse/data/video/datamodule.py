@@ -13,15 +13,18 @@ released code does (``opts.train.val`` = the test set); outputs then select on t
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal
 
 import numpy as np
 
 from graphfuse.data.base import PreparedDataModule
 from graphfuse.data.video.dataset import NORMALIZATIONS, PROTOCOLS, VideoClipDataset, num_views
+from graphfuse.data.video.flow import require_cv2
 from graphfuse.io import read_json
 
-__all__ = ["VideoDataModule", "group_holdout", "load_video_meta"]
+__all__ = ["VideoDataModule", "group_holdout", "limit_worker_threads", "load_video_meta",
+           "single_thread_opencv_before_fork"]
 
 SUPPORTED_FORMAT_VERSIONS = frozenset({1})
 
@@ -79,6 +82,32 @@ def group_holdout(labels: np.ndarray, groups: list[str], fraction: float, seed: 
     return np.flatnonzero(~is_val).astype(np.int64), np.flatnonzero(is_val).astype(np.int64)
 
 
+def limit_worker_threads(worker_id: int) -> None:
+    """``worker_init_fn`` of the video loaders: OpenCV decodes and resizes single-threaded in
+    each worker process (``cv2.setNumThreads(1)``), so ``N`` workers do not each start a pool of
+    one thread per core (``N x cores`` threads on ``cores`` cores). The parallelism is the
+    workers'; PyTorch already sets ``torch.set_num_threads(1)`` in its workers. ``cv2`` is
+    imported here, in the worker, not when this module is imported.
+
+    Only safe in a forked worker when the parent's OpenCV thread pool is not running:
+    ``cv2.setNumThreads`` in a child forked after the parent ran a parallel OpenCV call hangs
+    for ever (OpenCV 5.1's pthreads pool: the child waits on the parent's threads' condition
+    variable). :meth:`VideoDataModule._loader_options` therefore stops the parent's pool first
+    (:func:`single_thread_opencv_before_fork`)."""
+    require_cv2().setNumThreads(1)
+
+
+def single_thread_opencv_before_fork() -> None:
+    """In the training process, before its loader workers start: when ``cv2`` is already
+    imported (synthetic data generated, a loader without workers used, TV-L1 run in process),
+    set OpenCV to one thread, which stops its thread pool, so that :func:`limit_worker_threads`
+    in the forked workers does not hang. With workers the training process decodes nothing
+    itself, so nothing there gets slower. Not imported: nothing to do (and nothing imported)."""
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and hasattr(cv2, "setNumThreads"):
+        cv2.setNumThreads(1)
+
+
 class VideoDataModule(PreparedDataModule):
     """Two-stream clips of a folder made by ``graphfuse prepare ucf101|hmdb51|synthetic-ucf101``.
 
@@ -97,7 +126,11 @@ class VideoDataModule(PreparedDataModule):
         normalization: ``imagenet``, ``matconvnet`` or ``pixels`` (:mod:`graphfuse.data.video.dataset`).
         batch_size: training batch (the released fusion code: 96).
         eval_batch_size: videos per evaluation batch (default 1: a ``released`` item holds 20 views).
-        num_workers, pin_memory, drop_last, seed: loader options (:class:`PreparedDataModule`).
+        num_workers, pin_memory, drop_last, seed: loader options (:class:`PreparedDataModule`);
+            ``num_workers`` and ``pin_memory`` default to ``"auto"``: up to 8 workers per CUDA
+            device and pinned memory on CUDA, 0 workers on the CPU
+            (:func:`graphfuse.data.base.auto_loader_settings`). Each worker runs OpenCV
+            single-threaded (:func:`limit_worker_threads`).
         val_fraction: fraction of the training groups held out for validation.
         val_seed: seed of the hold-out (fixed across runs so all seeds select on the same videos).
         val_source: ``holdout`` or ``test`` (the released protocol's validation on test).
@@ -109,6 +142,7 @@ class VideoDataModule(PreparedDataModule):
                        "--out {data_dir} (or hmdb51; or `graphfuse prepare synthetic-ucf101 --out {data_dir}`)")
     synthetic_kind = "synthetic UCF101-format videos"
     predict_key = "test"
+    worker_init_fn = staticmethod(limit_worker_threads)
 
     def __init__(
         self,
@@ -125,13 +159,13 @@ class VideoDataModule(PreparedDataModule):
         normalization: Literal["imagenet", "matconvnet", "pixels"] = "imagenet",
         batch_size: int = 96,
         eval_batch_size: int | None = 1,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = "auto",
         val_fraction: float = 0.1,
         val_seed: int = 0,
         val_source: Literal["holdout", "test"] = "holdout",
         seed: int = 0,
         drop_last: bool = False,
-        pin_memory: bool = False,
+        pin_memory: bool | Literal["auto"] = "auto",
         synthetic: bool = False,
     ) -> None:
         super().__init__(data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
@@ -219,6 +253,14 @@ class VideoDataModule(PreparedDataModule):
 
     def dataset(self, stage: str) -> VideoClipDataset:
         return super().dataset(stage)  # type: ignore[return-value]
+
+    def _loader_options(self) -> dict[str, Any]:
+        """The shared options; with workers, OpenCV's pool in this process is stopped first
+        (:func:`single_thread_opencv_before_fork`; the workers run it single-threaded)."""
+        options = super()._loader_options()
+        if options["num_workers"] > 0:
+            single_thread_opencv_before_fork()
+        return options
 
     # -- what the model and info need ---------------------------------------------------------------
     @property
