@@ -164,7 +164,10 @@ def test_resuming_mid_epoch_gives_the_uninterrupted_result(synthetic_ntu, tmp_pa
     run_b = tmp_path / "b" / "tiny" / "version_0"
     mid = load_checkpoint(run_b / "checkpoints" / "last.ckpt")
     assert mid["global_step"] == 9 and mid["epoch"] == 1
-    _fit(synthetic_ntu, tmp_path / "b", "--trainer.max_steps=15", "--ckpt_path=last", *common)
+    # resumed with two loader worker processes (what num_workers: auto gives on a GPU): the
+    # sampler is positioned when the loader is built, before the workers draw its indices
+    _fit(synthetic_ntu, tmp_path / "b", "--trainer.max_steps=15", "--ckpt_path=last",
+         "--data.init_args.num_workers=2", *common)
     run_a = tmp_path / "a" / "tiny" / "version_0"
     sa = load_checkpoint(run_a / "checkpoints" / "last.ckpt")
     sb = load_checkpoint(run_b / "checkpoints" / "last.ckpt")

@@ -319,8 +319,11 @@ class MidEpochResume(L.Callback):
     samplers make the order a function of ``(seed, epoch)``: :class:`graphfuse.data.samplers.EpochSeededSampler`).
 
     Lightning restores the loop counters but restarts a plain ``DataLoader`` from the epoch's
-    first batch. Needs a sampler with ``skip_next(num_items)``, a single process and
-    ``num_workers=0``; otherwise it warns that the resumed epoch repeats batches.
+    first batch. graphfuse's datamodules position their sampler when they build the training
+    loader (:meth:`graphfuse.data.base.PreparedDataModule.start_where_resumed`, with or without
+    worker processes); for other loaders this hook skips, which needs a sampler with
+    ``skip_next(num_items)`` and ``num_workers=0``. Under several processes, or when neither
+    applies, it warns that the resumed epoch repeats batches.
     """
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -334,6 +337,8 @@ class MidEpochResume(L.Callback):
         batch_sampler = getattr(dl, "batch_sampler", None)
         sampler = getattr(batch_sampler, "sampler", None) if batch_sampler is not None else getattr(dl, "sampler", None)
         batch_size = getattr(batch_sampler, "batch_size", None) or getattr(dl, "batch_size", None)
+        if getattr(sampler, "resumed_mid_epoch", False):
+            return  # positioned when the loader was built
         skip = getattr(sampler, "skip_next", None)
         # With worker processes the loader's iterator (created before this hook) has already
         # drawn the epoch's indices, so a skip would land on the next epoch: not applied.
@@ -342,7 +347,7 @@ class MidEpochResume(L.Callback):
 
             warnings.warn(
                 f"resuming mid-epoch ({done} batches of epoch {trainer.current_epoch} done): the training loader "
-                "cannot skip them (needs a graphfuse sampler, one process and num_workers=0), so the epoch starts again",
+                "cannot skip them (needs a graphfuse datamodule or sampler and one process), so the epoch starts again",
                 stacklevel=2,
             )
             return

@@ -39,7 +39,8 @@ from graphfuse.cpu_defaults import usable_cpus
 from graphfuse.data.checks import require_checked
 from graphfuse.data.samplers import EpochSeededSampler, NoSingletonBatchSampler
 
-__all__ = ["MAX_AUTO_WORKERS", "STAGE_ALIASES", "PreparedDataModule", "auto_loader_settings", "path_words"]
+__all__ = ["MAX_AUTO_WORKERS", "STAGE_ALIASES", "PreparedDataModule", "auto_loader_settings",
+           "items_done_this_epoch", "path_words"]
 
 #: The most worker processes ``num_workers: auto`` starts per training process: what the shipped
 #: GPU configs state (``num_workers: 8`` for NTU, COCO, UCF101, CASIA-B, OU-MVLP); more processes
@@ -73,6 +74,26 @@ def auto_loader_settings(trainer: Any | None) -> tuple[int, bool]:
         return 0, False
     per_process = usable_cpus() // max(1, int(getattr(trainer, "num_devices", 1) or 1))
     return max(0, min(MAX_AUTO_WORKERS, per_process - 1)), True
+
+
+def items_done_this_epoch(trainer: Any | None, batch_size: int) -> int:
+    """Training items a fit resumed from a mid-epoch checkpoint already trained in its current
+    epoch (``--run.every_n_steps``; Lightning has restored its loop counters when the loaders
+    are built): ``batches done x batch_size``; 0 when not resuming mid-epoch, without a trainer,
+    or with several processes (a distributed sampler wrapper cannot skip)."""
+    loop = getattr(trainer, "fit_loop", None)
+    if loop is None or trainer.world_size > 1:
+        return 0
+    # Lightning classifies the restart (``restarted_mid_epoch``) only after it has built the
+    # loaders (``FitLoop.reset``); the same test on the restored epoch counters, here: an epoch
+    # started and not processed.
+    p = loop.epoch_progress.total
+    mid_epoch = getattr(loop, "restarted_mid_epoch", False) or (
+        loop.restarting and p.started == p.ready and p.processed == p.started - 1 and p.completed == p.processed
+    )
+    if not mid_epoch:
+        return 0
+    return max(0, int(loop.epoch_loop.batch_progress.current.processed)) * int(batch_size)
 
 
 def path_words(data_dir: str | os.PathLike) -> set[str]:
@@ -324,15 +345,30 @@ class PreparedDataModule(L.LightningDataModule):
                 "drop_last=True would give no training batch"
             )
         trainer = self.trainer
+        sampler = self.start_where_resumed(self.train_sampler(), self.batch_size)
         if self.avoid_singleton_batches and not (trainer is not None and trainer.world_size > 1):
-            batches = NoSingletonBatchSampler(self.train_sampler(), self.batch_size, self.drop_last)
+            batches = NoSingletonBatchSampler(sampler, self.batch_size, self.drop_last)
             return DataLoader(ds, batch_sampler=batches, **self._loader_options())
         # Under DDP Lightning wraps a plain sampler (DistributedSamplerWrapper keeps its order and
         # seeds) but would replace a custom batch sampler's; so the standard path there.
         return DataLoader(
-            ds, batch_size=self.batch_size, sampler=self.train_sampler(), drop_last=self.drop_last,
+            ds, batch_size=self.batch_size, sampler=sampler, drop_last=self.drop_last,
             **self._loader_options(),
         )
+
+    def start_where_resumed(self, sampler: Any, batch_size: int) -> Any:
+        """Position a training sampler (a graphfuse sampler: ``set_epoch``, ``skip_next``) for a
+        fit resumed mid-epoch, before the loader's iterator exists: the resumed epoch's order,
+        after the items already trained (:func:`items_done_this_epoch`). Done here, when the
+        loader is built, because Lightning creates its iterator right after (with worker
+        processes the iterator draws the sampler's indices at once); the sampler is marked
+        ``resumed_mid_epoch`` so :class:`graphfuse.runs.MidEpochResume` knows."""
+        items = items_done_this_epoch(self.trainer, batch_size)
+        if items:
+            sampler.set_epoch(self.trainer.current_epoch)
+            sampler.skip_next(items)
+            sampler.resumed_mid_epoch = True
+        return sampler
 
     def _eval_loader(self, stage: str) -> DataLoader:
         return DataLoader(

@@ -178,6 +178,7 @@ class GaitDataModule(PreparedDataModule):
     def train_dataloader(self) -> DataLoader:
         """``P x K / world_size`` sequences per batch, this rank's slice of each global batch."""
         sampler = self.train_sampler()
+        sampler = self.start_where_resumed(sampler, sampler.batch_size)
         return DataLoader(self.dataset("train"), batch_size=sampler.batch_size, sampler=sampler, drop_last=False,
                           **self._loader_options())
 
