@@ -126,7 +126,10 @@ def gather_bwd(g_ptr, x_ptr, inv_ptr, scale_inv_ptr, gx_ptr, part_ptr,
     j = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     jm = j < K
     src = tl.load(inv_ptr + j, mask=jm, other=0).to(tl.int64)[None, :]
-    s = tl.load(scale_inv_ptr + j, mask=jm & HAS_SCALE, other=0.0).to(tl.float32)[None, :]
+    if HAS_SCALE:
+        s = tl.load(scale_inv_ptr + j, mask=jm, other=0.0).to(tl.float32)[None, :]
+    else:
+        s = tl.full((1, BLOCK_C), 1.0, tl.float32)
     acc = tl.full((BLOCK_C,), 0.0, tl.float32)
     start = pid_r * rows_per_prog
     for off in range(0, rows_per_prog, BLOCK_R):
@@ -134,9 +137,7 @@ def gather_bwd(g_ptr, x_ptr, inv_ptr, scale_inv_ptr, gx_ptr, part_ptr,
         m2 = (r < rows)[:, None] & jm[None, :]
         g = tl.load(g_ptr + r[:, None] * sg + src, mask=m2, other=0.0).to(tl.float32)
         if NEED_X:
-            gx = g
-            if HAS_SCALE:
-                gx = g * s
+            gx = g * s
             tl.store(gx_ptr + r[:, None] * sd + j[None, :].to(tl.int64),
                      gx.to(gx_ptr.dtype.element_ty), mask=m2)
         if NEED_SCALE:
