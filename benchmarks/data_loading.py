@@ -107,23 +107,11 @@ def _batch_size(batch: Any) -> int:
     raise TypeError(f"cannot tell the batch size of a {type(batch).__name__}")
 
 
-def _to(batch: Any, device: Any) -> Any:
-    """The batch on ``device`` (what Lightning's ``transfer_batch_to_device`` does)."""
-    import torch
-
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to(v, device) for v in batch)
-    return batch
-
-
 def _step(task: Any, opt: Any, batch: Any, i: int) -> None:
     import torch
+    from lightning.pytorch.utilities import move_data_to_device
 
-    batch = _to(batch, task.device)
+    batch = move_data_to_device(batch, task.device)  # what Lightning does before training_step
     out = task.training_step(batch, i)
     loss = out["loss"] if isinstance(out, dict) else out
     opt.zero_grad(set_to_none=True)
