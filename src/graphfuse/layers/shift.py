@@ -112,9 +112,10 @@ def shift_kernels() -> ShiftKernels:
     PyTorch path otherwise), ``'torch'`` (always the PyTorch path) or ``'triton'`` (always the
     Triton kernels; an error where they cannot run).  Set by :func:`set_shift_kernels` or the
     environment variable ``GRAPHFUSE_SHIFT_KERNELS``.  While ``torch.compile`` or
-    ``torch.export`` trace, the PyTorch path is used whatever the setting (inductor generates
-    its own kernels from it), and ``'auto'`` keeps float64 inputs there too (the kernels
-    accumulate in float32)."""
+    ``torch.export`` trace, a PyTorch formulation is used whatever the setting, so that inductor
+    generates its own kernels from it (on CUDA under ``torch.compile`` the four-tap one,
+    :class:`_ShiftDirect`, unless the setting is ``'torch'``), and ``'auto'`` keeps float64
+    inputs on the PyTorch path too (the kernels accumulate in float32)."""
     value = _kernels_setting if _kernels_setting is not None else os.environ.get(_KERNELS_ENV, "auto")
     if value not in _KERNEL_CHOICES:
         raise ValueError(f"{_KERNELS_ENV} must be one of {_KERNEL_CHOICES}, got {value!r}")
