@@ -143,6 +143,51 @@ def test_temporal_shift_matches_loop_reference(stride, channels_last, t, fill_by
     torch.testing.assert_close(out, temporal_shift_loop(x, xpos, ypos, stride), rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_multithreaded_gathers_equal_single_threaded(channels_last):
+    """With 2+ CPU threads the column gathers run as ``torch.gather`` (ATen's dim-1
+    ``index_select`` is serial): the shifts' outputs and gradients are bit-identical to the
+    one-thread ``index_select`` path (the parameter gradients are sums, equal to rounding)."""
+    torch.manual_seed(4)
+    x = torch.randn(3, len(YPOS), 9, 25, dtype=f64)
+    x = as_channels_last(x) if channels_last else x
+    ypos = torch.tensor(YPOS, dtype=f64) * 0.9
+    xpos = torch.tensor(XPOS, dtype=f64)
+    rows = torch.randn(12, 25 * 8, dtype=f64)
+    scale = torch.rand(25 * 8, dtype=f64)
+    idx = spatial_shift_index(25, 8, "in")
+    inv = inverse_permutation(idx)
+    g_t = torch.randn(3, len(YPOS), 4, 25, dtype=f64)
+
+    def run() -> list[torch.Tensor]:
+        a = x.clone().requires_grad_()
+        k = [p.clone().requires_grad_() for p in (xpos, ypos)]
+        out = temporal_shift(a, k[0], k[1], 2, "autograd", recompute=True)
+        out.backward(g_t)
+        r = rows.clone().requires_grad_()
+        s = scale.clone().requires_grad_()
+        sp = spatial_shift_scale(r, idx, inv, s)
+        sp.backward(torch.ones_like(sp))
+        sp2 = spatial_shift(r.detach(), idx, inv)
+        b = x.clone().requires_grad_()  # row_shift: rows of V (3-D gather) unless channels-last
+        rs = row_shift(b, torch.tensor([2, -1, 0, 5, -9, 1, 3, -2]), 7)
+        rs.backward(torch.ones_like(rs))
+        return [out.detach(), a.grad, k[0].grad, k[1].grad, sp.detach(), r.grad, s.grad, sp2, rs.detach(), b.grad]
+
+    one = run()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        two = run()
+    finally:
+        torch.set_num_threads(before)
+    for i, (a, b) in enumerate(zip(one, two, strict=True)):
+        if i in (2, 3, 6):  # parameter gradients: sums, whose order depends on the thread count
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        else:
+            assert torch.equal(a, b), i
+
+
 def test_temporal_shift_zero_padding_both_ends():
     # all-ones input: output = sum of the weights of the in-range taps.
     t = 6
@@ -246,7 +291,7 @@ def test_official_ypos_gradient_is_the_batch_mean_of_the_loop_derivative():
     ])
     yp = ypos.clone().requires_grad_()
     temporal_shift(x, xpos, yp, 1, "autograd").backward(g_out)
-    torch.testing.assert_close(yp.grad, fd, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(yp.grad, fd, rtol=1e-12, atol=1e-12)
     yp2 = ypos.clone().requires_grad_()
     temporal_shift(x, xpos, yp2, 1, "official").backward(g_out)
     assert torch.equal(yp2.grad, 0.01 * torch.sign(fd / 4))
