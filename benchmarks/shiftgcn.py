@@ -387,7 +387,7 @@ def _variant_table(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
           f"best of {args.steps} steps; GMAC per sample = one (1, 3, T, 25, 2) forward "
           "(matmuls and convolutions, multiply-add = 1 MAC):\n")
     cols = ["variant", "T", *(c for c, _ in swept),
-            "params", "GMAC/sample", "step s", "samples/s", "peak RSS GB"]
+            "params", "GMAC/sample", "step s", "samples/s", "peak RSS GiB"]
     print("| " + " | ".join(cols) + " |")
     print("|---|" + "---:|" + "---|" * len(swept) + "---:|" * 5)
     for name in names:
@@ -488,7 +488,7 @@ def main() -> None:
         _variant_table(args, variants, names)
     elif not args.skip_model:
         what = "inference (eval, no_grad)" if args.inference else "training step (forward + backward)"
-        mem = "peak CUDA GB" if args.device == "cuda" else "peak RSS GB"
+        mem = "peak CUDA GiB" if args.device == "cuda" else "peak RSS GiB"
         print(f"\n{what} on {args.device}{', torch.compile' if args.compile else ''}:\n")
         print(f"| frames | batch | threads | dtype | allocator | kernels | first s | step s | samples/s | {mem} |")
         print("|---:|---:|---:|---|---|---|---:|---:|---:|---:|")

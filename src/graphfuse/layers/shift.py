@@ -86,7 +86,9 @@ __all__ = [
     "naive_temporal_shift",
     "row_shift",
     "set_shift_kernels",
+    "shift_batchnorm",
     "shift_kernels",
+    "shift_pointwise",
     "spatial_shift",
     "spatial_shift_index",
     "spatial_shift_scale",
@@ -577,6 +579,25 @@ def _integer_part(v: Tensor, lo: int, hi: int) -> Tensor:
     return torch.floor(v.detach()).clamp_(lo, hi).long()
 
 
+def _shift_rows_conv(x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int, stride: int) -> tuple[Tensor, Tensor]:
+    """The shifted rows of ``x`` (one gather, ``V + 1`` joints) and the depthwise 2 x 2
+    convolution of them: ``(rows, shift output)``."""
+    rows = _shift_gather(x, y1, x1, n_rows, x.shape[3] + 1)
+    return rows, F.conv2d(rows, kernel, stride=(stride, 1), groups=x.shape[1])
+
+
+def _shift_conv_backward(grad: Tensor, rows: Tensor, k: Tensor, y1: Tensor, x1: Tensor, stride: int,
+                         t: int, v: int, need_x: bool, need_k: bool) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of the shift input (``(N, C, t, v)``) and of the 2 x 2 kernel from the
+    gradient of the shift output: the depthwise convolution's backward, then the adjoint of
+    the integer-shift gather (injective on valid taps, so again a shift gather)."""
+    g_rows, g_k, _ = torch.ops.aten.convolution_backward(
+        grad, rows, k, None, (stride, 1), (0, 0), (1, 1), False, (0, 0), rows.shape[1], (need_x, need_k, False),
+    )
+    g_x = _shift_gather(g_rows, -y1, -x1, t, v) if need_x else None
+    return g_x, (g_k if need_k else None)
+
+
 class _ShiftConv(torch.autograd.Function):
     """Integer shift by ``(y1, x1)`` (one gather) followed by the depthwise 2 x 2
     bilinear-kernel convolution.
@@ -606,15 +627,79 @@ class _ShiftConv(torch.autograd.Function):
         saved, k, y1, x1 = ctx.saved_tensors
         n_rows, stride, dtype, t, v, x_dtype, k_dtype, recompute = ctx.conf
         rows = _shift_gather(saved, y1, x1, n_rows, v + 1).to(dtype) if recompute else saved
-        need_x, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        g_rows, g_k, _ = torch.ops.aten.convolution_backward(
-            grad.to(dtype), rows, k, None, (stride, 1), (0, 0), (1, 1), False, (0, 0),
-            rows.shape[1], (need_x, need_k, False),
-        )
-        # Adjoint of the shift gather (injective on valid taps): again a shift gather.
-        g_x = _shift_gather(g_rows, -y1, -x1, t, v).to(x_dtype) if need_x else None
-        g_k = g_k.to(k_dtype) if need_k else None
+        g_x, g_k = _shift_conv_backward(grad.to(dtype), rows, k, y1, x1, stride, t, v,
+                                        ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        g_x = g_x.to(x_dtype) if g_x is not None else None
+        g_k = g_k.to(k_dtype) if g_k is not None else None
         return g_x, g_k, None, None, None, None, None, None
+
+
+class _ShiftPointwise(torch.autograd.Function):
+    """``conv1x1(shift(x))`` (:func:`shift_pointwise`): the operations of :class:`_ShiftConv`
+    then ``F.conv2d(., weight, bias)``, keeping only the shifted rows for the backward, which
+    rebuilds the shift output (the 1x1 convolution's input) from them with one depthwise
+    2 x 2 convolution: one activation-sized tensor less than the two modules keep."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int, stride: int,  # type: ignore[override]
+                weight: Tensor, bias: Tensor | None) -> Tensor:
+        k = kernel.to(x.dtype)
+        rows, shifted = _shift_rows_conv(x, k, y1, x1, n_rows, stride)
+        ctx.save_for_backward(rows, k, y1, x1, weight)
+        ctx.conf = (n_rows, stride, x.shape[2], x.shape[3], bias is not None, kernel.dtype)
+        return F.conv2d(shifted, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        rows, k, y1, x1, weight = ctx.saved_tensors
+        n_rows, stride, t, v, has_bias, k_dtype = ctx.conf
+        need_x, need_k, need_w, need_b = (ctx.needs_input_grad[i] for i in (0, 1, 6, 7))
+        shifted = F.conv2d(rows, k, stride=(stride, 1), groups=rows.shape[1])
+        g_shift, g_w, g_b = torch.ops.aten.convolution_backward(
+            grad, shifted, weight, [weight.shape[0]] if has_bias else None, (1, 1), (0, 0), (1, 1), False,
+            (0, 0), 1, (need_x or need_k, need_w, need_b and has_bias),
+        )
+        del shifted
+        g_x = g_k = None
+        if need_x or need_k:
+            g_x, g_k = _shift_conv_backward(g_shift, rows, k, y1, x1, stride, t, v, need_x, need_k)
+        return g_x, (g_k.to(k_dtype) if g_k is not None else None), None, None, None, None, g_w, g_b
+
+
+class _ShiftBatchNorm(torch.autograd.Function):
+    """``batch_norm(shift(x))`` in training mode (:func:`shift_batchnorm`): the operations of
+    :class:`_ShiftConv` then ``native_batch_norm`` (running statistics updated in place),
+    keeping only ``x`` (alive anyway: a ReLU output) for the backward, which rebuilds the
+    shifted rows and the shift output from it (the gather :class:`_ShiftConv` with
+    ``recompute`` repeats anyway, plus one depthwise 2 x 2 convolution): the BatchNorm's
+    input is not kept."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int, stride: int,  # type: ignore[override]
+                weight: Tensor | None, bias: Tensor | None, running_mean: Tensor, running_var: Tensor,
+                momentum: float, eps: float) -> Tensor:
+        k = kernel.to(x.dtype)
+        _, shifted = _shift_rows_conv(x, k, y1, x1, n_rows, stride)
+        out, mean, invstd = torch.native_batch_norm(shifted, weight, bias, running_mean, running_var, True, momentum, eps)
+        ctx.save_for_backward(x, k, y1, x1, weight, mean, invstd)
+        ctx.conf = (n_rows, stride, eps, kernel.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, k, y1, x1, weight, mean, invstd = ctx.saved_tensors
+        n_rows, stride, eps, k_dtype = ctx.conf
+        need_x, need_k, need_w, need_b = (ctx.needs_input_grad[i] for i in (0, 1, 6, 7))
+        rows, shifted = _shift_rows_conv(x, k, y1, x1, n_rows, stride)
+        g_shift, g_w, g_b = torch.ops.aten.native_batch_norm_backward(
+            grad, shifted, weight, None, None, mean, invstd, True, eps, [need_x or need_k, need_w, need_b],
+        )
+        del shifted
+        g_x = g_k = None
+        if need_x or need_k:
+            g_x, g_k = _shift_conv_backward(g_shift, rows, k, y1, x1, stride, x.shape[2], x.shape[3], need_x, need_k)
+        g_k = g_k.to(k_dtype) if g_k is not None else None
+        return g_x, g_k, None, None, None, None, g_w, g_b, None, None, None, None
 
 
 class _ShiftFused(torch.autograd.Function):
@@ -742,6 +827,24 @@ def temporal_shift(
         outside the input.  No host synchronisation on accelerators; no graph break under
         ``torch.compile(fullgraph=True)``.
     """
+    kernel, y1, x1, n_rows, dtype = _shift_setup(x, xpos, ypos, stride, grad_mode)
+    if _use_triton(x):
+        return _ShiftFused.apply(x, kernel, y1, x1, stride, dtype)
+    if _traced_direct(x):
+        return _ShiftDirect.apply(x, kernel, y1, x1, stride, dtype)
+    return _ShiftConv.apply(x, kernel, y1, x1, n_rows, stride, dtype, bool(recompute))
+
+
+def _traced_direct(x: Tensor) -> bool:
+    """Whether a traced (compiled) shift of ``x`` uses :class:`_ShiftDirect`."""
+    return torch.compiler.is_compiling() and x.device.type in _DIRECT_DEVICES and shift_kernels() != "torch"
+
+
+def _shift_setup(x: Tensor, xpos: Tensor, ypos: Tensor, stride: int, grad_mode: ShiftGradMode
+                 ) -> tuple[Tensor, Tensor, Tensor, int, torch.dtype]:
+    """Check the arguments of :func:`temporal_shift` and build what every formulation takes:
+    ``(kernel (C, 1, 2, 2), y1, x1, n_rows, compute dtype)`` (the gradient rule of
+    ``grad_mode`` is attached to ``kernel``'s graph)."""
     if x.dim() != 4:
         raise ValueError(f"temporal_shift expects (N, C, T, V), got shape {tuple(x.shape)}")
     n, c, t, v = x.shape
@@ -770,11 +873,59 @@ def temporal_shift(
 
     dev = x.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-    if _use_triton(x):
-        return _ShiftFused.apply(x, kernel, y1, x1, stride, dtype)
-    if torch.compiler.is_compiling() and dev in _DIRECT_DEVICES and shift_kernels() != "torch":
-        return _ShiftDirect.apply(x, kernel, y1, x1, stride, dtype)
-    return _ShiftConv.apply(x, kernel, y1, x1, n_rows, stride, dtype, bool(recompute))
+    return kernel, y1, x1, n_rows, dtype
+
+
+def _fusable(x: Tensor) -> bool:
+    """Whether :func:`shift_pointwise` / :func:`shift_batchnorm` take their fused path: eager,
+    with gradients, no autocast, and the conv formulation (not the Triton kernels)."""
+    return (torch.is_grad_enabled() and not _tracing() and not torch.is_autocast_enabled(x.device.type)
+            and not _use_triton(x))
+
+
+def _is_pointwise(conv: nn.Module) -> bool:
+    return (type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+            and conv.padding == (0, 0) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.padding_mode == "zeros")
+
+
+def shift_pointwise(x: Tensor, shift: Shift, conv: nn.Module) -> Tensor:
+    """``conv(shift(x))`` for an adaptive :class:`Shift` and a 1x1 ``nn.Conv2d``, the
+    ``shift_in`` -> ``temporal_linear`` pair of ``Shift_tcn``.
+
+    Same values and gradients as the two modules (bit for bit on the CPU); in eager training
+    without autocast on the conv formulation it keeps one activation-sized tensor less for
+    the backward (:class:`_ShiftPointwise`: the shift output is rebuilt from the shifted rows
+    by one depthwise 2 x 2 convolution).  Otherwise (Triton kernels, ``torch.compile``,
+    autocast, no grad, another module) it is literally ``conv(shift(x))``.
+    """
+    if not (_fusable(x) and _is_pointwise(conv) and type(shift) is Shift):
+        return conv(shift(x))
+    kernel, y1, x1, n_rows, _ = _shift_setup(x, shift.xpos, shift.ypos, shift.stride, shift.grad_mode)
+    return _ShiftPointwise.apply(x, kernel, y1, x1, n_rows, shift.stride, conv.weight, conv.bias)
+
+
+def shift_batchnorm(x: Tensor, shift: Shift, bn: nn.Module) -> Tensor:
+    """``bn(shift(x))`` for an adaptive :class:`Shift` and an ``nn.BatchNorm2d`` in training
+    mode, the ``shift_out`` -> ``bn2`` pair of ``Shift_tcn``.
+
+    Same values, gradients and running-statistics updates as the two modules (bit for bit on
+    the CPU); in eager training without autocast on the conv formulation only ``x`` is kept
+    for the backward, not the BatchNorm's input (:class:`_ShiftBatchNorm`).  Otherwise
+    (evaluation, ``SyncBatchNorm``, Triton kernels, ``torch.compile``, autocast) it is
+    literally ``bn(shift(x))``.
+    """
+    if not (_fusable(x) and type(shift) is Shift and type(bn) is nn.BatchNorm2d and bn.training
+            and bn.track_running_stats and bn.num_batches_tracked is not None):
+        return bn(shift(x))
+    assert isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None and bn.running_var is not None
+    bn._check_input_dim(x)
+    # nn.BatchNorm2d.forward's bookkeeping, as it does it.
+    bn.num_batches_tracked.add_(1)
+    momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    kernel, y1, x1, n_rows, _ = _shift_setup(x, shift.xpos, shift.ypos, shift.stride, shift.grad_mode)
+    return _ShiftBatchNorm.apply(x, kernel, y1, x1, n_rows, shift.stride, bn.weight, bn.bias,
+                                 bn.running_mean, bn.running_var, momentum, bn.eps)
 
 
 class Shift(nn.Module):

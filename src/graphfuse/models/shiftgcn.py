@@ -61,6 +61,8 @@ from graphfuse.layers.shift import (
     ShiftGradMode,
     inverse_permutation,
     local_shift_index,
+    shift_batchnorm,
+    shift_pointwise,
     spatial_shift,
     spatial_shift_index,
     spatial_shift_scale,
@@ -405,12 +407,14 @@ class ShiftTemporalConv(nn.Module):
         convolution).  ``ShiftGCNUnit`` owns that module (``excitation_placement='after_shift'``).
         """
         x = self.bn(x)
-        x = self.shift_in(x)
-        if inner is not None:
-            x = inner(x)
-        x = F.relu_(self.temporal_linear(x))
-        x = self.shift_out(x)
-        return self.bn2(x)
+        if inner is None:
+            # conv1x1(shift_in(.)) and bn2(shift_out(.)) as pairs: the same operations, with one
+            # activation-sized tensor less kept for the backward each (layers.shift).
+            x = shift_pointwise(x, self.shift_in, self.temporal_linear)
+        else:
+            x = self.temporal_linear(inner(self.shift_in(x)))
+        x = F.relu_(x)
+        return shift_batchnorm(x, self.shift_out, self.bn2)
 
 
 class UnitResidual(nn.Module):
