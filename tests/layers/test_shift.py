@@ -109,6 +109,50 @@ def test_spatial_shift_scale_closed_form_and_gradcheck():
     assert torch.autograd.gradcheck(lambda a: spatial_shift(a, idx, inv), (x,))
 
 
+def test_spatial_shift_linear_equals_the_two_calls_and_keeps_less():
+    """``spatial_shift_linear`` (gather-and-scale, then the pointwise linear) on the CPU: the
+    same output and gradients (input, mask, weight, bias) as ``joint_linear`` of
+    ``spatial_shift_scale``, bit for bit, without keeping the gathered product."""
+    torch.manual_seed(3)
+    n, t, v, c, d = 2, 5, 25, 8, 12
+    idx = spatial_shift_index(v, c, "in")
+    inv = inverse_permutation(idx)
+    x0 = torch.randn(n * t, v * c)
+    g = torch.randn(n * t, v * d)
+
+    def run(fused: bool):
+        torch.manual_seed(5)
+        x = x0.clone().requires_grad_()
+        scale = torch.rand(v * c, requires_grad=True)
+        w = torch.randn(c, d, requires_grad=True)
+        b = torch.randn(1, 1, d, requires_grad=True)
+        kept: list[int] = []
+
+        def pack(a: torch.Tensor) -> torch.Tensor:
+            kept.append(a.untyped_storage().data_ptr() if a.numel() >= x0.numel() else 0)
+            return a
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda a: a):
+            if fused:
+                y = shift_module.spatial_shift_linear(x, idx, inv, scale, w, b, (n, t, v))
+            else:
+                y = shift_module.joint_linear(spatial_shift_scale(x, idx, inv, scale), w, b, (n, t, v))
+        y.backward(g)
+        big = {p for p in kept if p}
+        return y.grad_fn.name(), [y.detach(), x.grad, scale.grad, w.grad, b.grad], len(big)
+
+    name, fused, kept_fused = run(True)
+    _, plain, kept_plain = run(False)
+    assert name == "_PermutationGatherScaleLinearBackward"
+    for i, (a, b) in enumerate(zip(fused, plain, strict=True)):
+        assert torch.equal(a, b), i
+    assert (kept_fused, kept_plain) == (1, 2)  # x only, against x and the gathered product
+    ref = torch.einsum("rwc,cd->rwd", (x0[:, idx] * torch.ones(v * c)).view(n * t, v, c), torch.eye(c, d))
+    out = shift_module.spatial_shift_linear(x0, idx, inv, torch.ones(v * c), torch.eye(c, d), torch.zeros(1, 1, d),
+                                            (n, t, v))
+    torch.testing.assert_close(out, ref.reshape(n * t, v * d), rtol=0, atol=0)
+
+
 def test_inverse_permutation_rejects_non_permutation():
     with pytest.raises(ValueError, match="not a permutation"):
         inverse_permutation(torch.tensor([0, 0, 2]))
@@ -287,13 +331,15 @@ def _pair_run(fused: bool, kind: str, stride: int, grad_mode: str, momentum: flo
     with torch.no_grad():
         shift.ypos.copy_(torch.tensor([0.3, -1.7, 2.4, -0.2, 5.6, 0.0]))
         shift.xpos.copy_(torch.tensor([1e-8, -3e-9, 0.4, -0.6, 0.0, 1.3]))
-    if kind == "pointwise":
-        post = torch.nn.Conv2d(c, c, 1)
-    else:
-        post = torch.nn.BatchNorm2d(c, momentum=momentum)
+    def batchnorm() -> torch.nn.BatchNorm2d:
+        bn = torch.nn.BatchNorm2d(c, momentum=momentum)
         with torch.no_grad():
-            post.weight.uniform_(0.5, 1.5)
-            post.bias.uniform_(-0.5, 0.5)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+        return bn
+
+    post = batchnorm() if kind == "batchnorm" else torch.nn.Conv2d(c, c, 1)
+    pre = batchnorm() if kind == "bn_pointwise" else None
     x = as_channels_last(torch.randn(3, c, 10, 5)).requires_grad_()
     g = torch.randn(3, c, 10 // stride, 5)
     saved: list[int] = []
@@ -302,19 +348,25 @@ def _pair_run(fused: bool, kind: str, stride: int, grad_mode: str, momentum: flo
         saved.append(t.numel() if t.numel() >= x.numel() // 2 else 0)
         return t
 
-    pair = shift_module.shift_pointwise if kind == "pointwise" else shift_module.shift_batchnorm
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = pair(x, shift, post) if fused else post(shift(x))
+        if not fused:
+            out = post(shift(x if pre is None else pre(x)))
+        elif kind == "batchnorm":
+            out = shift_module.shift_batchnorm(x, shift, post)
+        else:
+            out = shift_module.shift_pointwise(x, shift, post, bn=pre)
     out.backward(g)
-    results = [out.detach(), x.grad] + [p.grad for p in (*shift.parameters(), *post.parameters())]
-    results += [b.clone() for b in post.buffers()]
+    modules = (shift, post) if pre is None else (shift, post, pre)
+    results = [out.detach(), x.grad] + [p.grad for m in modules for p in m.parameters()]
+    results += [b.clone() for m in modules for b in m.buffers()]
     return out.grad_fn.name(), results, sum(saved)
 
 
 @pytest.mark.parametrize(
     "kind,stride,grad_mode,momentum",
     [("pointwise", 1, "official", 0.1), ("pointwise", 1, "autograd", 0.1),
-     ("batchnorm", 2, "official", 0.1), ("batchnorm", 1, "autograd", None)],
+     ("batchnorm", 2, "official", 0.1), ("batchnorm", 1, "autograd", None),
+     ("bn_pointwise", 1, "official", 0.1), ("bn_pointwise", 1, "autograd", None)],
 )
 def test_shift_pairs_equal_the_two_modules_and_keep_less(kind, stride, grad_mode, momentum):
     """``shift_pointwise`` / ``shift_batchnorm``: the same output, gradients (input, shift
@@ -322,13 +374,15 @@ def test_shift_pairs_equal_the_two_modules_and_keep_less(kind, stride, grad_mode
     for bit, with one activation-sized tensor less kept for the backward."""
     name, fused, kept_fused = _pair_run(True, kind, stride, grad_mode, momentum)
     plain_name, plain, kept_plain = _pair_run(False, kind, stride, grad_mode, momentum)
-    assert name == ("_ShiftPointwiseBackward" if kind == "pointwise" else "_ShiftBatchNormBackward")
+    assert name == ("_ShiftBatchNormBackward" if kind == "batchnorm" else "_ShiftPointwiseBackward")
     assert plain_name != name
     assert len(fused) == len(plain)
     for i, (a, b) in enumerate(zip(fused, plain, strict=True)):
         assert torch.equal(a, b), i
     x_numel = 3 * 6 * 10 * 5
-    assert kept_plain - kept_fused >= x_numel // stride
+    # one activation-sized tensor less; two with the BatchNorm prologue (its output's shifted
+    # rows and the shift output, against x, which the BatchNorm keeps anyway)
+    assert kept_plain - kept_fused >= (2 if kind == "bn_pointwise" else 1) * x_numel // stride
 
 
 def test_shift_pairs_fall_back_to_the_modules():

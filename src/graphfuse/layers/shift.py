@@ -80,6 +80,7 @@ __all__ = [
     "ShiftGradMode",
     "ShiftKernels",
     "inverse_permutation",
+    "joint_linear",
     "local_shift_index",
     "local_shift_partition",
     "naive_shift_offsets",
@@ -91,6 +92,7 @@ __all__ = [
     "shift_pointwise",
     "spatial_shift",
     "spatial_shift_index",
+    "spatial_shift_linear",
     "spatial_shift_scale",
     "temporal_shift",
     "validate_neighbours",
@@ -303,6 +305,78 @@ def spatial_shift(x: Tensor, index: Tensor, inverse: Tensor | None = None) -> Te
     if _use_triton(x):
         return _FusedGatherScale.apply(x, index, inverse, None)
     return _PermutationGather.apply(x, index, inverse)
+
+
+def joint_linear(x: Tensor, weight: Tensor, bias: Tensor, shape: tuple[int, int, int]) -> Tensor:
+    """``einsum('rwc,cd->rwd', x, weight) + bias`` on rows ``x: (N*T, V*Cin)`` -> ``(N*T, V*Cout)``
+    (``shape = (N, T, V)``; ``weight (Cin, Cout)``, ``bias`` of ``Cout`` elements): Shift-GCN's
+    pointwise linear.
+
+    On the CPU as a 1x1 convolution of the channels-last view ``(N, Cin, T, V)`` of the same
+    memory (oneDNN: 1.3-1.8x the speed of MKL's ``addmm`` for these tall, thin products, e.g.
+    ``(60000, 256) x (256, 256)`` forward 33 vs 53 ms and backward 65 vs 92 ms on 2 cores,
+    docs/benchmarks.md), elsewhere as one GEMM with the bias in its epilogue (cuBLAS).  The
+    same function either way; the results differ by float rounding only.
+    """
+    n, t, v = shape
+    c, d = weight.shape
+    if x.device.type == "cpu":
+        y = F.conv2d(x.view(n, t, v, c).permute(0, 3, 1, 2), weight.t().reshape(d, c, 1, 1), bias.reshape(d))
+        return y.permute(0, 2, 3, 1).reshape(n * t, v * d)  # a view when oneDNN keeps channels-last
+    return torch.addmm(bias.reshape(1, d), x.view(n * t * v, c), weight).view(n * t, v * d)
+
+
+class _PermutationGatherScaleLinear(torch.autograd.Function):
+    """:func:`joint_linear` of :class:`_PermutationGatherScale` (CPU): keeps ``x`` (alive
+    anyway: the unit's input) instead of the gathered product, which the backward rebuilds
+    (one gather and one product pass) for the weight gradient."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, inverse: Tensor, scale: Tensor, weight: Tensor,  # type: ignore[override]
+                bias: Tensor, shape: tuple[int, int, int]) -> Tensor:
+        ctx.save_for_backward(x, index, inverse, scale, weight)
+        ctx.conf = (shape, bias.shape)
+        return joint_linear(_take_columns(x, index).mul_(scale), weight, bias, shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, index, inverse, scale, weight = ctx.saved_tensors
+        (n, t, v), bias_shape = ctx.conf
+        c, d = weight.shape
+        need_x, need_s, need_w, need_b = (ctx.needs_input_grad[i] for i in (0, 3, 4, 5))
+        xs = _take_columns(x, index).mul_(scale)
+        g_xs, g_w, g_b = torch.ops.aten.convolution_backward(
+            grad.reshape(n, t, v, d).permute(0, 3, 1, 2), xs.view(n, t, v, c).permute(0, 3, 1, 2),
+            weight.t().reshape(d, c, 1, 1), [d], (1, 1), (0, 0), (1, 1), False, (0, 0), 1,
+            (need_x or need_s, need_w, need_b),
+        )
+        del xs
+        g_x = g_scale = None
+        if need_x or need_s:
+            g_inv = _take_columns(g_xs.permute(0, 2, 3, 1).reshape(n * t, v * c), inverse)
+            if need_s:
+                g_scale = torch.mul(g_inv, x).sum(0).index_select(0, index).to(scale.dtype)
+            if need_x:
+                g_x = g_inv.mul_(scale.index_select(0, inverse)).to(x.dtype)
+        g_w = g_w.view(d, c).t() if need_w else None
+        g_b = g_b.view(bias_shape) if need_b else None
+        return g_x, None, None, g_scale, g_w, g_b, None
+
+
+def spatial_shift_linear(x: Tensor, index: Tensor, inverse: Tensor | None, scale: Tensor, weight: Tensor,
+                         bias: Tensor, shape: tuple[int, int, int]) -> Tensor:
+    """:func:`joint_linear` of :func:`spatial_shift_scale`: ``shift_in``, the feature mask and
+    the pointwise linear of ``Shift_gcn`` on rows ``x: (N*T, V*Cin)`` -> ``(N*T, V*Cout)``.
+
+    Same values and gradients as the two calls (bit for bit); in eager CPU training without
+    autocast, for a permutation ``index``, it keeps ``x`` (the unit's input, kept anyway)
+    instead of the gathered product for the backward: one activation-sized tensor less per
+    call, for one gather and one product pass more in the backward.
+    """
+    if (inverse is None or x.device.type != "cpu" or not torch.is_grad_enabled() or _tracing()
+            or torch.is_autocast_enabled("cpu")):
+        return joint_linear(spatial_shift_scale(x, index, inverse, scale), weight, bias, shape)
+    return _PermutationGatherScaleLinear.apply(x, index, inverse, scale, weight, bias, shape)
 
 
 # ----------------------------------------------------------------------------------------
@@ -635,35 +709,77 @@ class _ShiftConv(torch.autograd.Function):
 
 
 class _ShiftPointwise(torch.autograd.Function):
-    """``conv1x1(shift(x))`` (:func:`shift_pointwise`): the operations of :class:`_ShiftConv`
-    then ``F.conv2d(., weight, bias)``, keeping only the shifted rows for the backward, which
-    rebuilds the shift output (the 1x1 convolution's input) from them with one depthwise
-    2 x 2 convolution: one activation-sized tensor less than the two modules keep."""
+    """``conv1x1(shift(x))``, or ``conv1x1(shift(batch_norm(x)))`` with ``bn_state``
+    (:func:`shift_pointwise`): the operations of the modules, keeping for the backward only
+    the shifted rows, or with the BatchNorm prologue only ``x`` (alive anyway: a ReLU output)
+    and the batch statistics.  The backward rebuilds what it needs: the BatchNorm output (one
+    more BatchNorm forward, running statistics untouched), the shifted rows (one gather) and
+    the shift output (one depthwise 2 x 2 convolution).  ``bn_state``: ``None`` or
+    ``(running_mean, running_var, momentum, eps)``."""
 
     @staticmethod
     def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int, stride: int,  # type: ignore[override]
-                weight: Tensor, bias: Tensor | None) -> Tensor:
+                weight: Tensor, bias: Tensor | None, bn_weight: Tensor | None, bn_bias: Tensor | None,
+                bn_state: tuple[Tensor, Tensor, float, float] | None) -> Tensor:
         k = kernel.to(x.dtype)
-        rows, shifted = _shift_rows_conv(x, k, y1, x1, n_rows, stride)
-        ctx.save_for_backward(rows, k, y1, x1, weight)
-        ctx.conf = (n_rows, stride, x.shape[2], x.shape[3], bias is not None, kernel.dtype)
+        if bn_state is None:
+            rows, shifted = _shift_rows_conv(x, k, y1, x1, n_rows, stride)
+            ctx.save_for_backward(rows, k, y1, x1, weight)
+        else:
+            running_mean, running_var, momentum, eps = bn_state
+            normed, mean, invstd = torch.native_batch_norm(x, bn_weight, bn_bias, running_mean, running_var, True,
+                                                           momentum, eps)
+            _, shifted = _shift_rows_conv(normed, k, y1, x1, n_rows, stride)
+            del normed
+            ctx.save_for_backward(x, k, y1, x1, weight, bn_weight, bn_bias, mean, invstd)
+            ctx.eps = eps
+        ctx.conf = (n_rows, stride, x.shape[2], x.shape[3], bias is not None, kernel.dtype, bn_state is not None)
         return F.conv2d(shifted, weight, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        rows, k, y1, x1, weight = ctx.saved_tensors
-        n_rows, stride, t, v, has_bias, k_dtype = ctx.conf
-        need_x, need_k, need_w, need_b = (ctx.needs_input_grad[i] for i in (0, 1, 6, 7))
+        n_rows, stride, t, v, has_bias, k_dtype, with_bn = ctx.conf
+        need_x, need_k, need_w, need_b, need_bw, need_bb = (ctx.needs_input_grad[i] for i in (0, 1, 6, 7, 8, 9))
+        if with_bn:
+            x, k, y1, x1, weight, bn_weight, bn_bias, mean, invstd = ctx.saved_tensors
+            normed = torch.native_batch_norm(x, bn_weight, bn_bias, None, None, True, 0.0, ctx.eps)[0]
+            rows = _shift_gather(normed, y1, x1, n_rows, v + 1)
+            del normed
+        else:
+            rows, k, y1, x1, weight = ctx.saved_tensors
         shifted = F.conv2d(rows, k, stride=(stride, 1), groups=rows.shape[1])
+        need_in = need_x or need_k or need_bw or need_bb
         g_shift, g_w, g_b = torch.ops.aten.convolution_backward(
             grad, shifted, weight, [weight.shape[0]] if has_bias else None, (1, 1), (0, 0), (1, 1), False,
-            (0, 0), 1, (need_x or need_k, need_w, need_b and has_bias),
+            (0, 0), 1, (need_in, need_w, need_b and has_bias),
         )
         del shifted
-        g_x = g_k = None
-        if need_x or need_k:
-            g_x, g_k = _shift_conv_backward(g_shift, rows, k, y1, x1, stride, t, v, need_x, need_k)
-        return g_x, (g_k.to(k_dtype) if g_k is not None else None), None, None, None, None, g_w, g_b
+        g_x = g_k = g_bw = g_bb = None
+        if need_in:
+            need_src = need_x or (with_bn and (need_bw or need_bb))
+            g_x, g_k = _shift_conv_backward(g_shift, rows, k, y1, x1, stride, t, v, need_src, need_k)
+            del rows
+            if with_bn and g_x is not None:
+                g_x, g_bw, g_bb = torch.ops.aten.native_batch_norm_backward(
+                    g_x, x, bn_weight, None, None, mean, invstd, True, ctx.eps, [need_x, need_bw, need_bb],
+                )
+        g_k = g_k.to(k_dtype) if g_k is not None else None
+        return g_x, g_k, None, None, None, None, g_w, g_b, g_bw, g_bb, None
+
+
+def _bn_train_state(bn: nn.Module) -> tuple[Tensor, Tensor, float, float]:
+    """``(running_mean, running_var, momentum, eps)`` of a BatchNorm for which
+    :func:`_is_train_bn` holds, after ``nn.BatchNorm2d.forward``'s bookkeeping (as that does
+    it); call only when the fused path is taken."""
+    assert isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None and bn.running_var is not None
+    bn.num_batches_tracked.add_(1)
+    momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    return bn.running_mean, bn.running_var, momentum, bn.eps
+
+
+def _is_train_bn(bn: nn.Module) -> bool:
+    return (type(bn) is nn.BatchNorm2d and bn.training and bn.track_running_stats
+            and getattr(bn, "num_batches_tracked", None) is not None)
 
 
 class _ShiftBatchNorm(torch.autograd.Function):
@@ -889,20 +1005,28 @@ def _is_pointwise(conv: nn.Module) -> bool:
             and conv.padding_mode == "zeros")
 
 
-def shift_pointwise(x: Tensor, shift: Shift, conv: nn.Module) -> Tensor:
-    """``conv(shift(x))`` for an adaptive :class:`Shift` and a 1x1 ``nn.Conv2d``, the
-    ``shift_in`` -> ``temporal_linear`` pair of ``Shift_tcn``.
+def shift_pointwise(x: Tensor, shift: Shift, conv: nn.Module, bn: nn.Module | None = None) -> Tensor:
+    """``conv(shift(x))``, or ``conv(shift(bn(x)))`` with ``bn``, for an adaptive
+    :class:`Shift`, a 1x1 ``nn.Conv2d`` and an ``nn.BatchNorm2d``: the ``bn`` -> ``shift_in`` ->
+    ``temporal_linear`` chain of ``Shift_tcn``.
 
-    Same values and gradients as the two modules (bit for bit on the CPU); in eager training
-    without autocast on the conv formulation it keeps one activation-sized tensor less for
-    the backward (:class:`_ShiftPointwise`: the shift output is rebuilt from the shifted rows
-    by one depthwise 2 x 2 convolution).  Otherwise (Triton kernels, ``torch.compile``,
-    autocast, no grad, another module) it is literally ``conv(shift(x))``.
+    Same values, gradients and running-statistics updates as the modules (bit for bit on the
+    CPU).  In eager training without autocast on the conv formulation it keeps less for the
+    backward (:class:`_ShiftPointwise`): the shifted rows instead of those and the shift
+    output, or with ``bn`` only ``x`` (alive anyway) instead of the shifted rows and the shift
+    output, for one depthwise 2 x 2 convolution (and with ``bn`` one BatchNorm forward and
+    one gather) more in the backward.  Otherwise (Triton kernels, ``torch.compile``,
+    autocast, no grad, evaluation, ``SyncBatchNorm``, another module) it runs the modules.
     """
-    if not (_fusable(x) and _is_pointwise(conv) and type(shift) is Shift):
-        return conv(shift(x))
+    if not (_fusable(x) and _is_pointwise(conv) and type(shift) is Shift and (bn is None or _is_train_bn(bn))):
+        return conv(shift(x if bn is None else bn(x)))
+    bn_state = None
+    if bn is not None:
+        bn._check_input_dim(x)  # type: ignore[operator]
+        bn_state = _bn_train_state(bn)
     kernel, y1, x1, n_rows, _ = _shift_setup(x, shift.xpos, shift.ypos, shift.stride, shift.grad_mode)
-    return _ShiftPointwise.apply(x, kernel, y1, x1, n_rows, shift.stride, conv.weight, conv.bias)
+    return _ShiftPointwise.apply(x, kernel, y1, x1, n_rows, shift.stride, conv.weight, conv.bias,
+                                 None if bn is None else bn.weight, None if bn is None else bn.bias, bn_state)
 
 
 def shift_batchnorm(x: Tensor, shift: Shift, bn: nn.Module) -> Tensor:
@@ -915,17 +1039,13 @@ def shift_batchnorm(x: Tensor, shift: Shift, bn: nn.Module) -> Tensor:
     (evaluation, ``SyncBatchNorm``, Triton kernels, ``torch.compile``, autocast) it is
     literally ``bn(shift(x))``.
     """
-    if not (_fusable(x) and type(shift) is Shift and type(bn) is nn.BatchNorm2d and bn.training
-            and bn.track_running_stats and bn.num_batches_tracked is not None):
+    if not (_fusable(x) and type(shift) is Shift and _is_train_bn(bn)):
         return bn(shift(x))
-    assert isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None and bn.running_var is not None
-    bn._check_input_dim(x)
-    # nn.BatchNorm2d.forward's bookkeeping, as it does it.
-    bn.num_batches_tracked.add_(1)
-    momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    bn._check_input_dim(x)  # type: ignore[operator]
+    running_mean, running_var, momentum, eps = _bn_train_state(bn)
     kernel, y1, x1, n_rows, _ = _shift_setup(x, shift.xpos, shift.ypos, shift.stride, shift.grad_mode)
     return _ShiftBatchNorm.apply(x, kernel, y1, x1, n_rows, shift.stride, bn.weight, bn.bias,
-                                 bn.running_mean, bn.running_var, momentum, bn.eps)
+                                 running_mean, running_var, momentum, eps)
 
 
 class Shift(nn.Module):

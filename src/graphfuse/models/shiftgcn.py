@@ -65,7 +65,7 @@ from graphfuse.layers.shift import (
     shift_pointwise,
     spatial_shift,
     spatial_shift_index,
-    spatial_shift_scale,
+    spatial_shift_linear,
     validate_neighbours,
 )
 from ._keys import check_state_dict
@@ -182,22 +182,6 @@ class ExcitationPaths(nn.Module):
         return f"kinds={list(self.kinds)}, channels={self.channels}"
 
 
-def _joint_linear(x: Tensor, weight: Tensor, bias: Tensor, n: int, t: int, v: int) -> Tensor:
-    """``einsum('rwc,cd->rwd', x, weight) + bias`` on rows ``x: (N*T, V*Cin)`` -> ``(N*T, V*Cout)``.
-
-    On the CPU as a 1x1 convolution of the channels-last view ``(N, Cin, T, V)`` of the same
-    memory (oneDNN: 1.3-1.8x the speed of MKL's ``addmm`` for these tall, thin products, e.g.
-    ``(60000, 256) x (256, 256)`` forward 33 vs 53 ms and backward 65 vs 92 ms on 2 cores,
-    docs/benchmarks.md), elsewhere as one GEMM with the bias in its epilogue (cuBLAS).  The
-    same function either way; the results differ by float rounding only.
-    """
-    c, d = weight.shape
-    if x.device.type == "cpu":
-        y = F.conv2d(x.view(n, t, v, c).permute(0, 3, 1, 2), weight.t().reshape(d, c, 1, 1), bias.reshape(d))
-        return y.permute(0, 2, 3, 1).reshape(n * t, v * d)  # a view when oneDNN keeps channels-last
-    return torch.addmm(bias.reshape(1, d), x.view(n * t * v, c), weight).view(n * t, v * d)
-
-
 class ShiftGraphConv(nn.Module):
     """Shift graph convolution (official ``Shift_gcn``): non-local spatial shift, feature
     mask, pointwise linear, shift back, ``BatchNorm1d(V*Cout)``, residual, ReLU.
@@ -299,8 +283,9 @@ class ShiftGraphConv(nn.Module):
         x = x0.permute(0, 2, 3, 1).reshape(n * t, v * c)
         # shift_in and the feature mask (of the target joint) in one gather-and-scale.
         mask = (torch.tanh(self.Feature_Mask) + 1).view(v * c)
-        x = spatial_shift_scale(x, self.shift_in, self.shift_in_inverse, mask)
-        y = _joint_linear(x, self.Linear_weight, self.Linear_bias, n, t, v)  # (N*T, V*Cout)
+        # shift_in, the feature mask and the pointwise linear (+ bias): (N*T, V*Cout).
+        y = spatial_shift_linear(x, self.shift_in, self.shift_in_inverse, mask, self.Linear_weight,
+                                 self.Linear_bias, (n, t, v))
         y = spatial_shift(y, self.shift_out, self.shift_out_inverse)
         y = self.bn(y)
         # Residual added in place on the BN output (BatchNorm's backward needs its input, not
@@ -406,13 +391,12 @@ class ShiftTemporalConv(nn.Module):
         where ACTION-Net puts its excitations (after its temporal shift, before the wrapped
         convolution).  ``ShiftGCNUnit`` owns that module (``excitation_placement='after_shift'``).
         """
-        x = self.bn(x)
         if inner is None:
-            # conv1x1(shift_in(.)) and bn2(shift_out(.)) as pairs: the same operations, with one
-            # activation-sized tensor less kept for the backward each (layers.shift).
-            x = shift_pointwise(x, self.shift_in, self.temporal_linear)
+            # temporal_linear(shift_in(bn(.))) and bn2(shift_out(.)) as chains: the same
+            # operations, keeping fewer activation-sized tensors for the backward (layers.shift).
+            x = shift_pointwise(x, self.shift_in, self.temporal_linear, bn=self.bn)
         else:
-            x = self.temporal_linear(inner(self.shift_in(x)))
+            x = self.temporal_linear(inner(self.shift_in(self.bn(x))))
         x = F.relu_(x)
         return shift_batchnorm(x, self.shift_out, self.bn2)
 
