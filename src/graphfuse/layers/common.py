@@ -1,11 +1,23 @@
 """Helpers shared by the layers and the models built from them: the official weight
-initialisation of the CTR/Shift-GCN code base, and constructor argument checks."""
+initialisation of the CTR/Shift-GCN code base, constructor argument checks, and the
+training-mode BatchNorm bookkeeping and ``conv -> BatchNorm`` chain that the memory-saving
+autograd Functions share."""
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-__all__ = ["conv_init", "bn_init", "check_positive_int", "check_nonnegative_int"]
+__all__ = [
+    "batchnorm_train_state",
+    "bn_init",
+    "check_nonnegative_int",
+    "check_positive_int",
+    "conv_batchnorm",
+    "conv_init",
+    "is_training_batchnorm",
+]
 
 
 def conv_init(conv: nn.Conv2d | nn.Conv1d) -> None:
@@ -35,3 +47,79 @@ def check_nonnegative_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
     return value
+
+
+def is_training_batchnorm(bn: nn.Module) -> bool:
+    """Whether ``bn`` is a plain ``nn.BatchNorm2d`` (not ``SyncBatchNorm``) in training mode
+    with running statistics: the case a fused Function reproduces exactly."""
+    return (type(bn) is nn.BatchNorm2d and bn.training and bn.track_running_stats
+            and getattr(bn, "num_batches_tracked", None) is not None)
+
+
+def batchnorm_train_state(bn: nn.Module) -> tuple[Tensor, Tensor, float, float]:
+    """``nn.BatchNorm2d.forward``'s bookkeeping, as it does it (``num_batches_tracked`` += 1,
+    the momentum, ``None`` meaning the cumulative average), for a BatchNorm for which
+    :func:`is_training_batchnorm` holds; returns ``(running_mean, running_var, momentum,
+    eps)`` for ``torch.native_batch_norm``.  Call it only when the fused path runs."""
+    assert isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None and bn.running_var is not None
+    assert bn.num_batches_tracked is not None
+    bn.num_batches_tracked.add_(1)
+    momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    return bn.running_mean, bn.running_var, momentum, bn.eps
+
+
+class _ConvBatchNorm(torch.autograd.Function):
+    """``batch_norm(conv2d(x))`` in training mode (:func:`conv_batchnorm`), keeping ``x``
+    instead of the convolution's output for the backward, which recomputes that output (one
+    convolution forward)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, bn_weight: Tensor | None,  # type: ignore[override]
+                bn_bias: Tensor | None, conv_args: tuple, bn_state: tuple[Tensor, Tensor, float, float]) -> Tensor:
+        running_mean, running_var, momentum, eps = bn_state
+        y = F.conv2d(x, weight, bias, *conv_args)
+        out, mean, invstd = torch.native_batch_norm(y, bn_weight, bn_bias, running_mean, running_var, True,
+                                                    momentum, eps)
+        ctx.save_for_backward(x, weight, bias, bn_weight, mean, invstd)
+        ctx.conf = (conv_args, eps)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, weight, bias, bn_weight, mean, invstd = ctx.saved_tensors
+        (stride, padding, dilation, groups), eps = ctx.conf
+        need_x, need_w, need_b, need_bw, need_bb = ctx.needs_input_grad[:5]
+        y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+        need_y = need_x or need_w or need_b
+        g_y, g_bw, g_bb = torch.ops.aten.native_batch_norm_backward(
+            grad, y, bn_weight, None, None, mean, invstd, True, eps, [need_y, need_bw, need_bb],
+        )
+        del y
+        g_x = g_w = g_b = None
+        if need_y:
+            g_x, g_w, g_b = torch.ops.aten.convolution_backward(
+                g_y, x, weight, [weight.shape[0]] if bias is not None else None, stride, padding, dilation,
+                False, (0, 0), groups, (need_x, need_w, need_b and bias is not None),
+            )
+        return g_x, g_w, g_b, g_bw, g_bb, None, None
+
+
+def conv_batchnorm(x: Tensor, conv: nn.Module, bn: nn.Module) -> Tensor:
+    """``bn(conv(x))``.
+
+    For an ``nn.Conv2d`` (zero padding) and a training ``nn.BatchNorm2d``
+    (:func:`is_training_batchnorm`), in eager mode with gradients and without autocast, one
+    autograd Function keeps ``x`` (alive anyway in the residual branches that use it) instead
+    of the convolution's output and recomputes that in the backward.  Values, gradients and
+    running statistics are the two modules' (bit for bit on the CPU, tested); otherwise it
+    runs the modules.
+    """
+    if not (torch.is_grad_enabled() and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+            and not torch.is_autocast_enabled(x.device.type) and type(conv) is nn.Conv2d
+            and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple) and is_training_batchnorm(bn)):
+        return bn(conv(x))
+    assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+    bn._check_input_dim(x)
+    state = batchnorm_train_state(bn)
+    conv_args = (conv.stride, conv.padding, conv.dilation, conv.groups)
+    return _ConvBatchNorm.apply(x, conv.weight, conv.bias, bn.weight, bn.bias, conv_args, state)

@@ -73,6 +73,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import shift_triton
+from .common import batchnorm_train_state, is_training_batchnorm
 
 __all__ = [
     "NaiveShift",
@@ -767,21 +768,6 @@ class _ShiftPointwise(torch.autograd.Function):
         return g_x, g_k, None, None, None, None, g_w, g_b, g_bw, g_bb, None
 
 
-def _bn_train_state(bn: nn.Module) -> tuple[Tensor, Tensor, float, float]:
-    """``(running_mean, running_var, momentum, eps)`` of a BatchNorm for which
-    :func:`_is_train_bn` holds, after ``nn.BatchNorm2d.forward``'s bookkeeping (as that does
-    it); call only when the fused path is taken."""
-    assert isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None and bn.running_var is not None
-    bn.num_batches_tracked.add_(1)
-    momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-    return bn.running_mean, bn.running_var, momentum, bn.eps
-
-
-def _is_train_bn(bn: nn.Module) -> bool:
-    return (type(bn) is nn.BatchNorm2d and bn.training and bn.track_running_stats
-            and getattr(bn, "num_batches_tracked", None) is not None)
-
-
 class _ShiftBatchNorm(torch.autograd.Function):
     """``batch_norm(shift(x))`` in training mode (:func:`shift_batchnorm`): the operations of
     :class:`_ShiftConv` then ``native_batch_norm`` (running statistics updated in place),
@@ -1018,12 +1004,12 @@ def shift_pointwise(x: Tensor, shift: Shift, conv: nn.Module, bn: nn.Module | No
     one gather) more in the backward.  Otherwise (Triton kernels, ``torch.compile``,
     autocast, no grad, evaluation, ``SyncBatchNorm``, another module) it runs the modules.
     """
-    if not (_fusable(x) and _is_pointwise(conv) and type(shift) is Shift and (bn is None or _is_train_bn(bn))):
+    if not (_fusable(x) and _is_pointwise(conv) and type(shift) is Shift and (bn is None or is_training_batchnorm(bn))):
         return conv(shift(x if bn is None else bn(x)))
     bn_state = None
     if bn is not None:
         bn._check_input_dim(x)  # type: ignore[operator]
-        bn_state = _bn_train_state(bn)
+        bn_state = batchnorm_train_state(bn)
     kernel, y1, x1, n_rows, _ = _shift_setup(x, shift.xpos, shift.ypos, shift.stride, shift.grad_mode)
     return _ShiftPointwise.apply(x, kernel, y1, x1, n_rows, shift.stride, conv.weight, conv.bias,
                                  None if bn is None else bn.weight, None if bn is None else bn.bias, bn_state)
@@ -1039,10 +1025,10 @@ def shift_batchnorm(x: Tensor, shift: Shift, bn: nn.Module) -> Tensor:
     (evaluation, ``SyncBatchNorm``, Triton kernels, ``torch.compile``, autocast) it is
     literally ``bn(shift(x))``.
     """
-    if not (_fusable(x) and type(shift) is Shift and _is_train_bn(bn)):
+    if not (_fusable(x) and type(shift) is Shift and is_training_batchnorm(bn)):
         return bn(shift(x))
     bn._check_input_dim(x)  # type: ignore[operator]
-    running_mean, running_var, momentum, eps = _bn_train_state(bn)
+    running_mean, running_var, momentum, eps = batchnorm_train_state(bn)
     kernel, y1, x1, n_rows, _ = _shift_setup(x, shift.xpos, shift.ypos, shift.stride, shift.grad_mode)
     return _ShiftBatchNorm.apply(x, kernel, y1, x1, n_rows, shift.stride, bn.weight, bn.bias,
                                  running_mean, running_var, momentum, eps)

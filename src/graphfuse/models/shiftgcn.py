@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphfuse.graphs import ntu25
-from graphfuse.layers.common import bn_init, conv_init
+from graphfuse.layers.common import bn_init, conv_batchnorm, conv_init
 from graphfuse.layers.excitation import (
     ActionExcitation,
     ChannelExcitation,
@@ -291,7 +291,7 @@ class ShiftGraphConv(nn.Module):
         # Residual added in place on the BN output (BatchNorm's backward needs its input, not
         # its output), in the (N*T, V*Cout) layout: an in-place op on a permuted *view*
         # would make autograd copy whole tensors (CopySlices).
-        res = self.down(x0) if self.down is not None else x0
+        res = conv_batchnorm(x0, self.down[0], self.down[1]) if self.down is not None else x0
         y = F.relu_(y.add_(res.permute(0, 2, 3, 1).reshape(n * t, v * d)))
         return y.view(n, t, v, d).permute(0, 3, 1, 2)  # (N, Cout, T, V), channels-last memory
 
@@ -413,7 +413,7 @@ class UnitResidual(nn.Module):
         bn_init(self.bn, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.bn(self.conv(x))
+        return conv_batchnorm(x, self.conv, self.bn)  # keeps x, not the conv output (layers.common)
 
 
 class ShiftGCNUnit(nn.Module):
