@@ -320,17 +320,18 @@ def test_official_mode_gradients(stride):
 
 
 # ----------------------------------------------------------------------------------------
-# shift + pointwise conv / shift + BatchNorm pairs (Shift_tcn), fused for memory
+# BatchNorm + shift + pointwise conv / shift + BatchNorm chains (Shift_tcn), fused for memory
 # ----------------------------------------------------------------------------------------
 def _pair_run(fused: bool, kind: str, stride: int, grad_mode: str, momentum: float | None, seed: int = 7):
-    """One forward/backward of the pair, fused or as the two modules: output, every
-    gradient, and (BatchNorm) the running statistics; plus the bytes kept for the backward."""
+    """One forward/backward of the chain, fused or as the modules: output, every gradient
+    and the running statistics; plus the bytes kept for the backward."""
     torch.manual_seed(seed)
     c = 6
     shift = Shift(c, stride=stride, grad_mode=grad_mode)
     with torch.no_grad():
         shift.ypos.copy_(torch.tensor([0.3, -1.7, 2.4, -0.2, 5.6, 0.0]))
         shift.xpos.copy_(torch.tensor([1e-8, -3e-9, 0.4, -0.6, 0.0, 1.3]))
+
     def batchnorm() -> torch.nn.BatchNorm2d:
         bn = torch.nn.BatchNorm2d(c, momentum=momentum)
         with torch.no_grad():
@@ -339,7 +340,7 @@ def _pair_run(fused: bool, kind: str, stride: int, grad_mode: str, momentum: flo
         return bn
 
     post = batchnorm() if kind == "batchnorm" else torch.nn.Conv2d(c, c, 1)
-    pre = batchnorm() if kind == "bn_pointwise" else None
+    pre = batchnorm() if kind == "pointwise" else None
     x = as_channels_last(torch.randn(3, c, 10, 5)).requires_grad_()
     g = torch.randn(3, c, 10 // stride, 5)
     saved: list[int] = []
@@ -354,7 +355,7 @@ def _pair_run(fused: bool, kind: str, stride: int, grad_mode: str, momentum: flo
         elif kind == "batchnorm":
             out = shift_module.shift_batchnorm(x, shift, post)
         else:
-            out = shift_module.shift_pointwise(x, shift, post, bn=pre)
+            out = shift_module.shift_pointwise(x, pre, shift, post)
     out.backward(g)
     modules = (shift, post) if pre is None else (shift, post, pre)
     results = [out.detach(), x.grad] + [p.grad for m in modules for p in m.parameters()]
@@ -364,14 +365,14 @@ def _pair_run(fused: bool, kind: str, stride: int, grad_mode: str, momentum: flo
 
 @pytest.mark.parametrize(
     "kind,stride,grad_mode,momentum",
-    [("pointwise", 1, "official", 0.1), ("pointwise", 1, "autograd", 0.1),
-     ("batchnorm", 2, "official", 0.1), ("batchnorm", 1, "autograd", None),
-     ("bn_pointwise", 1, "official", 0.1), ("bn_pointwise", 1, "autograd", None)],
+    [("pointwise", 1, "official", 0.1), ("pointwise", 1, "autograd", None),
+     ("batchnorm", 2, "official", 0.1), ("batchnorm", 1, "autograd", None)],
 )
 def test_shift_pairs_equal_the_two_modules_and_keep_less(kind, stride, grad_mode, momentum):
     """``shift_pointwise`` / ``shift_batchnorm``: the same output, gradients (input, shift
-    positions, conv or BatchNorm parameters) and running statistics as the two modules, bit
-    for bit, with one activation-sized tensor less kept for the backward."""
+    positions, conv and BatchNorm parameters) and running statistics as the modules, bit for
+    bit, with one (``shift_batchnorm``) or two (``shift_pointwise``) activation-sized tensors
+    less kept for the backward."""
     name, fused, kept_fused = _pair_run(True, kind, stride, grad_mode, momentum)
     plain_name, plain, kept_plain = _pair_run(False, kind, stride, grad_mode, momentum)
     assert name == ("_ShiftBatchNormBackward" if kind == "batchnorm" else "_ShiftPointwiseBackward")
@@ -380,24 +381,25 @@ def test_shift_pairs_equal_the_two_modules_and_keep_less(kind, stride, grad_mode
     for i, (a, b) in enumerate(zip(fused, plain, strict=True)):
         assert torch.equal(a, b), i
     x_numel = 3 * 6 * 10 * 5
-    # one activation-sized tensor less; two with the BatchNorm prologue (its output's shifted
-    # rows and the shift output, against x, which the BatchNorm keeps anyway)
-    assert kept_plain - kept_fused >= (2 if kind == "bn_pointwise" else 1) * x_numel // stride
+    # shift_batchnorm: the BatchNorm's input; shift_pointwise: the shifted rows and the shift
+    # output (x, which the BatchNorm keeps, is kept either way)
+    assert kept_plain - kept_fused >= (2 if kind == "pointwise" else 1) * x_numel // stride
 
 
 def test_shift_pairs_fall_back_to_the_modules():
-    """Evaluation, no grad, autocast and other modules take the two modules literally."""
+    """Evaluation, no grad, autocast and other modules take the modules literally."""
     torch.manual_seed(8)
     shift = Shift(4)
-    bn = torch.nn.BatchNorm2d(4).eval()
+    bn = torch.nn.BatchNorm2d(4)
     conv3 = torch.nn.Conv2d(4, 4, (3, 1), padding=(1, 0))
     x = torch.randn(2, 4, 6, 5, requires_grad=True)
-    assert shift_module.shift_batchnorm(x, shift, bn).grad_fn.name() != "_ShiftBatchNormBackward"
-    assert shift_module.shift_pointwise(x, shift, conv3).grad_fn.name() == "ConvolutionBackward0"
+    assert shift_module.shift_batchnorm(x, shift, bn.eval()).grad_fn.name() != "_ShiftBatchNormBackward"
+    assert shift_module.shift_pointwise(x, bn.train(), shift, conv3).grad_fn.name() == "ConvolutionBackward0"
     with torch.no_grad():
-        torch.testing.assert_close(shift_module.shift_pointwise(x, shift, conv3), conv3(shift(x)), rtol=0, atol=0)
+        torch.testing.assert_close(shift_module.shift_pointwise(x, bn.eval(), shift, conv3), conv3(shift(bn(x))),
+                                   rtol=0, atol=0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = shift_module.shift_pointwise(x, shift, torch.nn.Conv2d(4, 4, 1))
+        out = shift_module.shift_pointwise(x, bn.train(), shift, torch.nn.Conv2d(4, 4, 1))
     assert out.dtype == torch.bfloat16 and out.grad_fn.name() == "ConvolutionBackward0"
 
 

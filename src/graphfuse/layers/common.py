@@ -17,6 +17,7 @@ __all__ = [
     "conv_batchnorm",
     "conv_init",
     "is_training_batchnorm",
+    "recompute_allowed",
 ]
 
 
@@ -47,6 +48,14 @@ def check_nonnegative_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
     return value
+
+
+def recompute_allowed(x: Tensor) -> bool:
+    """Whether an autograd Function that recomputes intermediates in its backward may replace
+    the modules for input ``x``: eager (not traced by ``torch.compile`` / ``torch.export``),
+    with gradients, without autocast (whose casts the modules' graph records)."""
+    return (torch.is_grad_enabled() and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+            and not torch.is_autocast_enabled(x.device.type))
 
 
 def is_training_batchnorm(bn: nn.Module) -> bool:
@@ -114,9 +123,8 @@ def conv_batchnorm(x: Tensor, conv: nn.Module, bn: nn.Module) -> Tensor:
     running statistics are the two modules' (bit for bit on the CPU, tested); otherwise it
     runs the modules.
     """
-    if not (torch.is_grad_enabled() and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
-            and not torch.is_autocast_enabled(x.device.type) and type(conv) is nn.Conv2d
-            and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple) and is_training_batchnorm(bn)):
+    if not (recompute_allowed(x) and type(conv) is nn.Conv2d and conv.padding_mode == "zeros"
+            and isinstance(conv.padding, tuple) and is_training_batchnorm(bn)):
         return bn(conv(x))
     assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
     bn._check_input_dim(x)

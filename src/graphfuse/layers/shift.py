@@ -73,7 +73,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import shift_triton
-from .common import batchnorm_train_state, is_training_batchnorm
+from .common import batchnorm_train_state, is_training_batchnorm, recompute_allowed
 
 __all__ = [
     "NaiveShift",
@@ -235,15 +235,22 @@ class _PermutationGatherScale(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         x, index, inverse, scale = ctx.saved_tensors
-        g_inv = _take_columns(grad, inverse)
-        grad_scale = None
-        if ctx.needs_input_grad[3]:
-            s = torch.mul(g_inv, x).sum(0)
-            grad_scale = s.index_select(0, index).to(scale.dtype)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = g_inv.mul_(scale.index_select(0, inverse)).to(x.dtype)
+        grad_x, grad_scale = _gather_scale_backward(grad, x, index, inverse, scale,
+                                                    ctx.needs_input_grad[0], ctx.needs_input_grad[3])
         return grad_x, None, None, grad_scale
+
+
+def _gather_scale_backward(grad: Tensor, x: Tensor, index: Tensor, inverse: Tensor, scale: Tensor,
+                           need_x: bool, need_scale: bool) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of ``x[:, index] * scale`` (``index`` a permutation) for ``x`` and ``scale``,
+    from one inverse gather of ``grad`` (see :class:`_PermutationGatherScale`)."""
+    g_inv = _take_columns(grad, inverse)
+    grad_scale = grad_x = None
+    if need_scale:
+        grad_scale = torch.mul(g_inv, x).sum(0).index_select(0, index).to(scale.dtype)
+    if need_x:
+        grad_x = g_inv.mul_(scale.index_select(0, inverse)).to(x.dtype)
+    return grad_x, grad_scale
 
 
 class _FusedGatherScale(torch.autograd.Function):
@@ -314,8 +321,8 @@ def joint_linear(x: Tensor, weight: Tensor, bias: Tensor, shape: tuple[int, int,
     pointwise linear.
 
     On the CPU as a 1x1 convolution of the channels-last view ``(N, Cin, T, V)`` of the same
-    memory (oneDNN: 1.3-1.8x the speed of MKL's ``addmm`` for these tall, thin products, e.g.
-    ``(60000, 256) x (256, 256)`` forward 33 vs 53 ms and backward 65 vs 92 ms on 2 cores,
+    memory (oneDNN: about twice the speed of MKL's ``addmm`` for these tall, thin products on
+    the 2-core development machine, e.g. ``(60000, 256) x (256, 256)`` forward 16.6 vs 39 ms,
     docs/benchmarks.md), elsewhere as one GEMM with the bias in its epilogue (cuBLAS).  The
     same function either way; the results differ by float rounding only.
     """
@@ -354,11 +361,8 @@ class _PermutationGatherScaleLinear(torch.autograd.Function):
         del xs
         g_x = g_scale = None
         if need_x or need_s:
-            g_inv = _take_columns(g_xs.permute(0, 2, 3, 1).reshape(n * t, v * c), inverse)
-            if need_s:
-                g_scale = torch.mul(g_inv, x).sum(0).index_select(0, index).to(scale.dtype)
-            if need_x:
-                g_x = g_inv.mul_(scale.index_select(0, inverse)).to(x.dtype)
+            g_x, g_scale = _gather_scale_backward(g_xs.permute(0, 2, 3, 1).reshape(n * t, v * c), x, index,
+                                                  inverse, scale, need_x, need_s)
         g_w = g_w.view(d, c).t() if need_w else None
         g_b = g_b.view(bias_shape) if need_b else None
         return g_x, None, None, g_scale, g_w, g_b, None
@@ -374,8 +378,7 @@ def spatial_shift_linear(x: Tensor, index: Tensor, inverse: Tensor | None, scale
     instead of the gathered product for the backward: one activation-sized tensor less per
     call, for one gather and one product pass more in the backward.
     """
-    if (inverse is None or x.device.type != "cpu" or not torch.is_grad_enabled() or _tracing()
-            or torch.is_autocast_enabled("cpu")):
+    if inverse is None or x.device.type != "cpu" or not recompute_allowed(x):
         return joint_linear(spatial_shift_scale(x, index, inverse, scale), weight, bias, shape)
     return _PermutationGatherScaleLinear.apply(x, index, inverse, scale, weight, bias, shape)
 
@@ -474,6 +477,7 @@ def _is_channels_last(x: Tensor) -> bool:
 def _tracing() -> bool:
     """True while ``torch.compile`` / ``torch.export`` trace: no data-dependent shapes then."""
     return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
 
 def _take_columns(x: Tensor, index: Tensor) -> Tensor:
     """``x.index_select(1, index)`` for a 2-D or 3-D ``x``, using every CPU thread.
@@ -710,45 +714,35 @@ class _ShiftConv(torch.autograd.Function):
 
 
 class _ShiftPointwise(torch.autograd.Function):
-    """``conv1x1(shift(x))``, or ``conv1x1(shift(batch_norm(x)))`` with ``bn_state``
-    (:func:`shift_pointwise`): the operations of the modules, keeping for the backward only
-    the shifted rows, or with the BatchNorm prologue only ``x`` (alive anyway: a ReLU output)
-    and the batch statistics.  The backward rebuilds what it needs: the BatchNorm output (one
-    more BatchNorm forward, running statistics untouched), the shifted rows (one gather) and
-    the shift output (one depthwise 2 x 2 convolution).  ``bn_state``: ``None`` or
-    ``(running_mean, running_var, momentum, eps)``."""
+    """``conv1x1(shift(batch_norm(x)))`` in training mode (:func:`shift_pointwise`): the
+    operations of the modules, keeping for the backward only ``x`` (alive anyway: a ReLU
+    output) and the batch statistics.  The backward rebuilds the BatchNorm output (one more
+    BatchNorm forward, running statistics untouched), the shifted rows (one gather) and the
+    shift output (one depthwise 2 x 2 convolution).  ``bn_state``: ``(running_mean,
+    running_var, momentum, eps)``."""
 
     @staticmethod
     def forward(ctx, x: Tensor, kernel: Tensor, y1: Tensor, x1: Tensor, n_rows: int, stride: int,  # type: ignore[override]
                 weight: Tensor, bias: Tensor | None, bn_weight: Tensor | None, bn_bias: Tensor | None,
-                bn_state: tuple[Tensor, Tensor, float, float] | None) -> Tensor:
+                bn_state: tuple[Tensor, Tensor, float, float]) -> Tensor:
+        running_mean, running_var, momentum, eps = bn_state
         k = kernel.to(x.dtype)
-        if bn_state is None:
-            rows, shifted = _shift_rows_conv(x, k, y1, x1, n_rows, stride)
-            ctx.save_for_backward(rows, k, y1, x1, weight)
-        else:
-            running_mean, running_var, momentum, eps = bn_state
-            normed, mean, invstd = torch.native_batch_norm(x, bn_weight, bn_bias, running_mean, running_var, True,
-                                                           momentum, eps)
-            _, shifted = _shift_rows_conv(normed, k, y1, x1, n_rows, stride)
-            del normed
-            ctx.save_for_backward(x, k, y1, x1, weight, bn_weight, bn_bias, mean, invstd)
-            ctx.eps = eps
-        ctx.conf = (n_rows, stride, x.shape[2], x.shape[3], bias is not None, kernel.dtype, bn_state is not None)
+        normed, mean, invstd = torch.native_batch_norm(x, bn_weight, bn_bias, running_mean, running_var, True,
+                                                       momentum, eps)
+        _, shifted = _shift_rows_conv(normed, k, y1, x1, n_rows, stride)
+        del normed
+        ctx.save_for_backward(x, k, y1, x1, weight, bn_weight, bn_bias, mean, invstd)
+        ctx.conf = (n_rows, stride, bias is not None, kernel.dtype, eps)
         return F.conv2d(shifted, weight, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        n_rows, stride, t, v, has_bias, k_dtype, with_bn = ctx.conf
+        x, k, y1, x1, weight, bn_weight, bn_bias, mean, invstd = ctx.saved_tensors
+        n_rows, stride, has_bias, k_dtype, eps = ctx.conf
         need_x, need_k, need_w, need_b, need_bw, need_bb = (ctx.needs_input_grad[i] for i in (0, 1, 6, 7, 8, 9))
-        if with_bn:
-            x, k, y1, x1, weight, bn_weight, bn_bias, mean, invstd = ctx.saved_tensors
-            normed = torch.native_batch_norm(x, bn_weight, bn_bias, None, None, True, 0.0, ctx.eps)[0]
-            rows = _shift_gather(normed, y1, x1, n_rows, v + 1)
-            del normed
-        else:
-            rows, k, y1, x1, weight = ctx.saved_tensors
-        shifted = F.conv2d(rows, k, stride=(stride, 1), groups=rows.shape[1])
+        normed = torch.native_batch_norm(x, bn_weight, bn_bias, None, None, True, 0.0, eps)[0]
+        rows, shifted = _shift_rows_conv(normed, k, y1, x1, n_rows, stride)
+        del normed
         need_in = need_x or need_k or need_bw or need_bb
         g_shift, g_w, g_b = torch.ops.aten.convolution_backward(
             grad, shifted, weight, [weight.shape[0]] if has_bias else None, (1, 1), (0, 0), (1, 1), False,
@@ -757,12 +751,13 @@ class _ShiftPointwise(torch.autograd.Function):
         del shifted
         g_x = g_k = g_bw = g_bb = None
         if need_in:
-            need_src = need_x or (with_bn and (need_bw or need_bb))
-            g_x, g_k = _shift_conv_backward(g_shift, rows, k, y1, x1, stride, t, v, need_src, need_k)
+            need_normed = need_x or need_bw or need_bb
+            g_normed, g_k = _shift_conv_backward(g_shift, rows, k, y1, x1, stride, x.shape[2], x.shape[3],
+                                                 need_normed, need_k)
             del rows
-            if with_bn and g_x is not None:
+            if g_normed is not None:
                 g_x, g_bw, g_bb = torch.ops.aten.native_batch_norm_backward(
-                    g_x, x, bn_weight, None, None, mean, invstd, True, ctx.eps, [need_x, need_bw, need_bb],
+                    g_normed, x, bn_weight, None, None, mean, invstd, True, eps, [need_x, need_bw, need_bb],
                 )
         g_k = g_k.to(k_dtype) if g_k is not None else None
         return g_x, g_k, None, None, None, None, g_w, g_b, g_bw, g_bb, None
@@ -981,8 +976,7 @@ def _shift_setup(x: Tensor, xpos: Tensor, ypos: Tensor, stride: int, grad_mode: 
 def _fusable(x: Tensor) -> bool:
     """Whether :func:`shift_pointwise` / :func:`shift_batchnorm` take their fused path: eager,
     with gradients, no autocast, and the conv formulation (not the Triton kernels)."""
-    return (torch.is_grad_enabled() and not _tracing() and not torch.is_autocast_enabled(x.device.type)
-            and not _use_triton(x))
+    return recompute_allowed(x) and not _use_triton(x)
 
 
 def _is_pointwise(conv: nn.Module) -> bool:
@@ -991,28 +985,24 @@ def _is_pointwise(conv: nn.Module) -> bool:
             and conv.padding_mode == "zeros")
 
 
-def shift_pointwise(x: Tensor, shift: Shift, conv: nn.Module, bn: nn.Module | None = None) -> Tensor:
-    """``conv(shift(x))``, or ``conv(shift(bn(x)))`` with ``bn``, for an adaptive
-    :class:`Shift`, a 1x1 ``nn.Conv2d`` and an ``nn.BatchNorm2d``: the ``bn`` -> ``shift_in`` ->
-    ``temporal_linear`` chain of ``Shift_tcn``.
+def shift_pointwise(x: Tensor, bn: nn.Module, shift: Shift, conv: nn.Module) -> Tensor:
+    """``conv(shift(bn(x)))`` for an ``nn.BatchNorm2d``, an adaptive :class:`Shift` and a 1x1
+    ``nn.Conv2d``: the ``bn`` -> ``shift_in`` -> ``temporal_linear`` chain of ``Shift_tcn``.
 
     Same values, gradients and running-statistics updates as the modules (bit for bit on the
-    CPU).  In eager training without autocast on the conv formulation it keeps less for the
-    backward (:class:`_ShiftPointwise`): the shifted rows instead of those and the shift
-    output, or with ``bn`` only ``x`` (alive anyway) instead of the shifted rows and the shift
-    output, for one depthwise 2 x 2 convolution (and with ``bn`` one BatchNorm forward and
-    one gather) more in the backward.  Otherwise (Triton kernels, ``torch.compile``,
+    CPU).  In eager training without autocast on the conv formulation it keeps only ``x``
+    (alive anyway) for the backward instead of the shifted rows and the shift output
+    (:class:`_ShiftPointwise`), for one BatchNorm forward, one gather and one depthwise 2 x 2
+    convolution more in the backward.  Otherwise (Triton kernels, ``torch.compile``,
     autocast, no grad, evaluation, ``SyncBatchNorm``, another module) it runs the modules.
     """
-    if not (_fusable(x) and _is_pointwise(conv) and type(shift) is Shift and (bn is None or is_training_batchnorm(bn))):
-        return conv(shift(x if bn is None else bn(x)))
-    bn_state = None
-    if bn is not None:
-        bn._check_input_dim(x)  # type: ignore[operator]
-        bn_state = batchnorm_train_state(bn)
+    if not (_fusable(x) and _is_pointwise(conv) and type(shift) is Shift and is_training_batchnorm(bn)):
+        return conv(shift(bn(x)))
+    bn._check_input_dim(x)  # type: ignore[operator]
+    bn_state = batchnorm_train_state(bn)
     kernel, y1, x1, n_rows, _ = _shift_setup(x, shift.xpos, shift.ypos, shift.stride, shift.grad_mode)
-    return _ShiftPointwise.apply(x, kernel, y1, x1, n_rows, shift.stride, conv.weight, conv.bias,
-                                 None if bn is None else bn.weight, None if bn is None else bn.bias, bn_state)
+    return _ShiftPointwise.apply(x, kernel, y1, x1, n_rows, shift.stride, conv.weight, conv.bias, bn.weight,
+                                 bn.bias, bn_state)
 
 
 def shift_batchnorm(x: Tensor, shift: Shift, bn: nn.Module) -> Tensor:

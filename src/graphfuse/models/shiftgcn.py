@@ -394,7 +394,7 @@ class ShiftTemporalConv(nn.Module):
         if inner is None:
             # temporal_linear(shift_in(bn(.))) and bn2(shift_out(.)) as chains: the same
             # operations, keeping fewer activation-sized tensors for the backward (layers.shift).
-            x = shift_pointwise(x, self.shift_in, self.temporal_linear, bn=self.bn)
+            x = shift_pointwise(x, self.bn, self.shift_in, self.temporal_linear)
         else:
             x = self.temporal_linear(inner(self.shift_in(self.bn(x))))
         x = F.relu_(x)
