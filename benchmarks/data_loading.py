@@ -11,8 +11,8 @@ batch copied there as Lightning does, the step timed to its end on the GPU):
   drawn from the real ``train_dataloader()``, the time of drawing them included;
 * **cached**: the same number of steps on one batch drawn before (no loading at all).
 
-The process gets the CPU defaults of the ``graphfuse`` command (``OMP_WAIT_POLICY=PASSIVE``,
-glibc allocator options; :mod:`graphfuse.cli`). Both are timed after ``--warmup`` steps (the loader's worker start, if any, falls into the
+The process gets the CPU defaults of the ``graphfuse`` command (``OMP_WAIT_POLICY=PASSIVE``
+with ``GOMP_SPINCOUNT=1000``, glibc allocator options; :mod:`graphfuse.cli`). Both are timed after ``--warmup`` steps (the loader's worker start, if any, falls into the
 warm-up), alternating one loaded and one cached step, at least ``--steps`` of each and more
 until ``--seconds`` have passed. The line gives samples/s both ways, ``loaded / cached`` (1.00: loading costs
 nothing; two separate timings, so a busy machine moves it a few per cent either way) and,
@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     # The CPU defaults `graphfuse fit` runs with: importing the command's module, before torch,
-    # sets OMP_WAIT_POLICY=PASSIVE and glibc's allocator options (unless exported). Without the
-    # first, on a busy machine, one collate (torch.stack of a UCF101 batch, 2 threads) took
+    # sets the OpenMP wait (OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT=1000) and glibc's allocator
+    # options (unless exported). Without the first, on a busy machine, one collate (torch.stack of a UCF101 batch, 2 threads) took
     # 49 ms instead of 1.2 ms: spinning OpenMP threads waited for cores other jobs held.
     importlib.import_module("graphfuse.cli")
     import torch
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; load average {load[0]:.2f} {load[1]:.2f} "
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, GOMP_SPINCOUNT="
+          f"{os.environ.get('GOMP_SPINCOUNT', 'unset')}; load average {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f}; steps on {args.device}; at least {args.steps} steps each way "
           f"(and {args.seconds:g} s) after {args.warmup}\n")
     print("| family | config | workers | batch | steps | loaded samples/s | cached samples/s | loaded / cached "

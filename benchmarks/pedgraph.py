@@ -24,9 +24,9 @@ override. Parameters are counted too. Run::
 pre-packed for oneDNN), under ``no_grad``.
 
 ``--cpu-defaults`` times under the CPU settings of the ``graphfuse`` command
-(:mod:`graphfuse.cpu_defaults`: ``OMP_WAIT_POLICY=PASSIVE`` unless exported, glibc keeps freed
-blocks), i.e. the eager latency ``graphfuse infer`` gets; without it OpenMP's default (waiting
-threads spin) applies, which is faster at batch 1 on a quiet machine.
+(:mod:`graphfuse.cpu_defaults`: ``OMP_WAIT_POLICY=PASSIVE`` with ``GOMP_SPINCOUNT=1000``
+unless exported, glibc keeps freed blocks), i.e. the eager latency ``graphfuse infer`` gets;
+without it OpenMP's default (waiting threads spin) applies.
 
 and copy the table into ``docs/benchmarks.md`` with the machine it came from.
 """
@@ -40,7 +40,7 @@ import time
 import warnings
 from pathlib import Path
 
-# torch is imported in main(): --cpu-defaults must set OMP_WAIT_POLICY before OpenMP loads.
+# torch is imported in main(): --cpu-defaults must set the OpenMP wait before OpenMP loads.
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compile", action="store_true",
                     help="also time torch.compile (inductor, freezing: BatchNorm folded, weights pre-packed)")
     ap.add_argument("--cpu-defaults", action="store_true",
-                    help="the graphfuse command's CPU settings (OMP_WAIT_POLICY=PASSIVE, glibc mallopt)")
+                    help="the graphfuse command's CPU settings (OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT=1000, "
+                    "glibc mallopt)")
     args = ap.parse_args(argv)
     configs = args.configs or default_configs()
     if args.cpu_defaults:
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     wait = os.environ.get("OMP_WAIT_POLICY", "OpenMP default")
-    print(f"torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY {wait}, eval mode, "
+    spin = os.environ.get("GOMP_SPINCOUNT", "unset")
+    print(f"torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY {wait}, GOMP_SPINCOUNT {spin}, eval mode, "
           "inference_mode\n")
     print("| config | T | params | mode | batch-1 latency (ms) | batch-64 samples/s |")
     print("|---|---:|---:|---|---:|---:|")

@@ -10,7 +10,7 @@ operators (convolution/matmul, BatchNorm, element-wise, gathers, copies/layout, 
                                      [--inference] [--allocator tuned|default] [--rows 25]
 
 ``--allocator tuned`` applies the glibc allocator tuning first (``mallopt``, as the ``graphfuse``
-command does: ``graphfuse.cpu_defaults.CPU_ENV_DEFAULTS``).  Used to write the CPU breakdown in ``docs/benchmarks.md``.
+command does: ``graphfuse.cpu_defaults.CPU_MALLOC_DEFAULTS``).  Used to write the CPU breakdown in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
 """CPU settings of the ``graphfuse`` command and its worker processes (no torch import here).
 
 * :data:`CPU_ENV_DEFAULTS`: OpenMP threads that have finished their share of an operation
-  sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``). Beside another CPU-heavy program,
-  spinning threads steal the cores the other threads wait for: training was 3x slower (up to
-  10x beside another torch job); on a quiet machine spinning is 5-12% faster
+  spin briefly, then sleep (``OMP_WAIT_POLICY=PASSIVE`` with ``GOMP_SPINCOUNT=1000``, about
+  tens of microseconds of spinning in GNU OpenMP, the runtime of PyTorch's Linux wheels).
+  Beside another CPU-heavy program, threads that keep spinning steal the cores the other
+  threads wait for: training was 3x slower (up to 10x beside another torch job); a purely
+  passive wait instead wakes a sleeping thread for each of the many small parallel operations
+  of a batch-1 forward (PedGraph+ 4.8 ms instead of 2.2 ms on 2 threads). The short spin
+  keeps both: as fast as passive beside another job, as fast as spinning at batch 1
   (docs/benchmarks.md, "CPU threads"). Applied by :func:`apply_env_defaults` before torch is
-  imported (OpenMP reads it once); a value the user exports wins.
+  imported (OpenMP reads them once) and only as a whole: if the user exports either
+  variable, neither default is set (``GOMP_SPINCOUNT`` would override an exported
+  ``OMP_WAIT_POLICY=ACTIVE``).
 * :data:`CPU_MALLOC_DEFAULTS`: glibc's allocator keeps freed large blocks in the heap for the
   next training step instead of unmapping them and page-faulting them in again (Shift-GCN at
   300 frames: every activation is ~60 MB, above glibc's largest dynamic mmap threshold of
@@ -25,7 +31,7 @@ import os
 
 __all__ = ["CPU_ENV_DEFAULTS", "CPU_MALLOC_DEFAULTS", "apply_env_defaults", "tune_glibc_allocator", "usable_cpus"]
 
-CPU_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+CPU_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"}
 
 #: ``variable name -> (mallopt option, value)``: ``M_TRIM_THRESHOLD`` (-1) and
 #: ``M_MMAP_THRESHOLD`` (-3).
@@ -33,9 +39,10 @@ CPU_MALLOC_DEFAULTS = {"MALLOC_TRIM_THRESHOLD_": (-1, 2**31 - 1), "MALLOC_MMAP_T
 
 
 def apply_env_defaults(defaults: dict[str, str] = CPU_ENV_DEFAULTS) -> None:
-    """Set each of ``defaults`` the user has not exported (call before torch is imported)."""
-    for key, value in defaults.items():
-        os.environ.setdefault(key, value)
+    """Set ``defaults`` unless the user exported any of them: one setting, taken whole (call
+    before torch is imported)."""
+    if not any(key in os.environ for key in defaults):
+        os.environ.update(defaults)
 
 
 def tune_glibc_allocator(defaults: dict[str, tuple[int, int]] = CPU_MALLOC_DEFAULTS) -> list[str]:
