@@ -73,7 +73,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import shift_triton
-from .common import batchnorm_train_state, is_training_batchnorm, recompute_allowed
+from .common import batchnorm_train_state, conv2d_backward, is_training_batchnorm, recompute_allowed
 
 __all__ = [
     "NaiveShift",
@@ -353,10 +353,9 @@ class _PermutationGatherScaleLinear(torch.autograd.Function):
         c, d = weight.shape
         need_x, need_s, need_w, need_b = (ctx.needs_input_grad[i] for i in (0, 3, 4, 5))
         xs = _take_columns(x, index).mul_(scale)
-        g_xs, g_w, g_b = torch.ops.aten.convolution_backward(
+        g_xs, g_w, g_b = conv2d_backward(
             grad.reshape(n, t, v, d).permute(0, 3, 1, 2), xs.view(n, t, v, c).permute(0, 3, 1, 2),
-            weight.t().reshape(d, c, 1, 1), [d], (1, 1), (0, 0), (1, 1), False, (0, 0), 1,
-            (need_x or need_s, need_w, need_b),
+            weight.t().reshape(d, c, 1, 1), True, mask=(need_x or need_s, need_w, need_b),
         )
         del xs
         g_x = g_scale = None
@@ -744,10 +743,7 @@ class _ShiftPointwise(torch.autograd.Function):
         rows, shifted = _shift_rows_conv(normed, k, y1, x1, n_rows, stride)
         del normed
         need_in = need_x or need_k or need_bw or need_bb
-        g_shift, g_w, g_b = torch.ops.aten.convolution_backward(
-            grad, shifted, weight, [weight.shape[0]] if has_bias else None, (1, 1), (0, 0), (1, 1), False,
-            (0, 0), 1, (need_in, need_w, need_b and has_bias),
-        )
+        g_shift, g_w, g_b = conv2d_backward(grad, shifted, weight, has_bias, mask=(need_in, need_w, need_b))
         del shifted
         g_x = g_k = g_bw = g_bb = None
         if need_in:
