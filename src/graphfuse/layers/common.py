@@ -145,8 +145,8 @@ def conv_batchnorm(x: Tensor, conv: nn.Module, bn: nn.Module) -> Tensor:
     (:func:`is_training_batchnorm`), in eager mode with gradients and without autocast, one
     autograd Function keeps ``x`` (alive anyway in the residual branches that use it) instead
     of the convolution's output and recomputes that in the backward.  Values, gradients and
-    running statistics are the two modules' (bit for bit on the CPU, tested); otherwise it
-    runs the modules.
+    running statistics are the two modules' (bit for bit on the CPU, tested, except the conv's
+    bias gradient: equal to rounding, :func:`conv2d_backward`); otherwise it runs the modules.
     """
     if not (recompute_allowed(x) and type(conv) is nn.Conv2d and conv.padding_mode == "zeros"
             and isinstance(conv.padding, tuple) and is_training_batchnorm(bn)):

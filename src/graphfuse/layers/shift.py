@@ -372,7 +372,8 @@ def spatial_shift_linear(x: Tensor, index: Tensor, inverse: Tensor | None, scale
     """:func:`joint_linear` of :func:`spatial_shift_scale`: ``shift_in``, the feature mask and
     the pointwise linear of ``Shift_gcn`` on rows ``x: (N*T, V*Cin)`` -> ``(N*T, V*Cout)``.
 
-    Same values and gradients as the two calls (bit for bit); in eager CPU training without
+    Same values and gradients as the two calls (bit for bit, except the bias gradient: equal
+    to rounding, :func:`~graphfuse.layers.common.conv2d_backward`); in eager CPU training without
     autocast, for a permutation ``index``, it keeps ``x`` (the unit's input, kept anyway)
     instead of the gathered product for the backward: one activation-sized tensor less per
     call, for one gather and one product pass more in the backward.
@@ -986,7 +987,8 @@ def shift_pointwise(x: Tensor, bn: nn.Module, shift: Shift, conv: nn.Module) -> 
     ``nn.Conv2d``: the ``bn`` -> ``shift_in`` -> ``temporal_linear`` chain of ``Shift_tcn``.
 
     Same values, gradients and running-statistics updates as the modules (bit for bit on the
-    CPU).  In eager training without autocast on the conv formulation it keeps only ``x``
+    CPU, except the conv's bias gradient: equal to rounding,
+    :func:`~graphfuse.layers.common.conv2d_backward`).  In eager training without autocast on the conv formulation it keeps only ``x``
     (alive anyway) for the backward instead of the shifted rows and the shift output
     (:class:`_ShiftPointwise`), for one BatchNorm forward, one gather and one depthwise 2 x 2
     convolution more in the backward.  Otherwise (Triton kernels, ``torch.compile``,
