@@ -8,6 +8,7 @@ operators (convolution/matmul, BatchNorm, element-wise, gathers, copies/layout, 
 
     python benchmarks/profile_cpu.py [--batch 16] [--frames 300] [--threads 2] [--steps 1]
                                      [--inference] [--allocator tuned|default] [--rows 25]
+                                     [--dtype fp32|bf16]
 
 ``--allocator tuned`` applies the glibc allocator tuning first (``mallopt``, as the ``graphfuse``
 command does: ``graphfuse.cpu_defaults.CPU_MALLOC_DEFAULTS``).  Used to write the CPU breakdown in ``docs/benchmarks.md``.
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=25)
     ap.add_argument("--inference", action="store_true")
     ap.add_argument("--allocator", choices=["tuned", "default"], default="tuned")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: CPU autocast to bfloat16, as --trainer.precision bf16-mixed")
     args = ap.parse_args(argv)
     if args.allocator == "tuned":
         import ctypes
@@ -70,13 +73,15 @@ def main(argv: list[str] | None = None) -> None:
         model.eval()
 
     def step() -> None:
-        if args.inference:
-            with torch.inference_mode():
-                model(x)
-            return
-        for p in model.parameters():
-            p.grad = None
-        F.cross_entropy(model(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
+            if args.inference:
+                with torch.inference_mode():
+                    model(x)
+                return
+            for p in model.parameters():
+                p.grad = None
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
 
     step()
     t0 = time.perf_counter()
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     for e in events:
         share[group_of(e.key)] += e.self_cpu_time_total
     kind = "inference" if args.inference else "training step"
-    print(f"\n{kind}, batch {args.batch}, T={args.frames}, {args.threads} threads: "
+    print(f"\n{kind}, {args.dtype}, batch {args.batch}, T={args.frames}, {args.threads} threads: "
           f"{wall:.2f} s per step (profiled), {args.batch / wall:.2f} samples/s")
     print("\n| group | self CPU s per step | share |\n|---|---:|---:|")
     for g, us in sorted(share.items(), key=lambda kv: -kv[1]):

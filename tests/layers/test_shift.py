@@ -236,6 +236,29 @@ def test_multithreaded_gathers_equal_single_threaded(channels_last):
             assert torch.equal(a, b), i
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_half_float_gathers_move_the_bits(dtype, threads):
+    """16-bit floats are gathered as ``int16`` (faster on the CPU): every value, including
+    infinities, NaNs with payloads and negative zero, comes out bit for bit as
+    ``index_select`` gives it, for 2-D and 3-D inputs and any thread count."""
+    torch.manual_seed(5)
+    bits = torch.randint(-(2**15), 2**15, (6, 25 * 8, 3), dtype=torch.int16)
+    bits[0, :4, 0] = torch.tensor([0x7F80, -0x0080, 0x7FC1, -0x8000], dtype=torch.int16)  # inf, -inf, NaN, -0
+    x = bits.view(dtype)
+    idx = spatial_shift_index(25, 8, "out")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got3 = shift_module._take_columns(x, idx)
+        got2 = shift_module._take_columns(x[:, :, 1], idx)
+    finally:
+        torch.set_num_threads(before)
+    assert got3.dtype == dtype and got2.dtype == dtype
+    assert torch.equal(got3.view(torch.int16), x.index_select(1, idx).view(torch.int16))
+    assert torch.equal(got2.view(torch.int16), x[:, :, 1].index_select(1, idx).view(torch.int16))
+
+
 def test_temporal_shift_zero_padding_both_ends():
     # all-ones input: output = sum of the weights of the in-range taps.
     t = 6

@@ -480,22 +480,34 @@ def _tracing() -> bool:
 
 
 def _take_columns(x: Tensor, index: Tensor) -> Tensor:
-    """``x.index_select(1, index)`` for a 2-D or 3-D ``x``, using every CPU thread.
+    """``x.index_select(1, index)`` for a 2-D or 3-D ``x``, as fast as the CPU allows.
 
     ATen's CPU ``index_select`` along dim 1 of a contiguous tensor is a serial loop (its
     dim-1 fast path has no ``parallel_for``): with 2 threads a ``(32, 480000)`` float32
     gather takes 35 ms where a copy of the same tensor takes 17.  ``torch.gather`` with the
     index broadcast over the rows (a stride-0 view, nothing materialised) computes the same
-    values in parallel (20 ms).  On one thread, on accelerators and while tracing the plain
-    ``index_select`` is used (as fast there, and a simpler graph).
+    values in parallel (20 ms).  For 16-bit floats (bfloat16 under CPU autocast, float16) both
+    are slow (a ``(9600, 1600)`` bfloat16 permutation, 2 threads: ``index_select`` 25 ms,
+    ``gather`` 8.5 ms): the values are moved as ``int16`` (same bits, ``gather`` 3.9 ms; 1
+    thread 8.8 against 27 ms; docs/benchmarks.md).  A float32 gather on one thread, and every
+    gather on accelerators and while tracing, is the plain ``index_select`` (as fast there,
+    and a simpler graph).
     """
-    if _tracing() or x.device.type != "cpu" or torch.get_num_threads() < 2:
+    if _tracing() or x.device.type != "cpu" or x.dim() not in (2, 3):
         return x.index_select(1, index)
+    half = x.dtype in _HALF_FLOATS
+    if not half and torch.get_num_threads() < 2:
+        return x.index_select(1, index)
+    src = x.view(torch.int16) if half else x
     if x.dim() == 2:
-        return torch.gather(x, 1, index.view(1, -1).expand(x.shape[0], -1))
-    if x.dim() == 3:
-        return torch.gather(x, 1, index.view(1, -1, 1).expand(x.shape[0], -1, x.shape[2]))
-    return x.index_select(1, index)
+        out = torch.gather(src, 1, index.view(1, -1).expand(x.shape[0], -1))
+    else:
+        out = torch.gather(src, 1, index.view(1, -1, 1).expand(x.shape[0], -1, x.shape[2]))
+    return out.view(x.dtype) if half else out
+
+
+#: 16-bit float dtypes that :func:`_take_columns` gathers as ``int16`` (same bits, faster).
+_HALF_FLOATS = (torch.bfloat16, torch.float16)
 
 
 def _shift_gather(x: Tensor, offset: Tensor, col_offset: Tensor | None, out_len: int, out_width: int) -> Tensor:
