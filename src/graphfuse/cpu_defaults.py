@@ -23,13 +23,25 @@
   Not glibc: nothing.
 * :func:`usable_cpus`: the cores this process may run on (its CPU affinity, which a container,
   ``taskset`` or a batch scheduler restricts), the count every default pool size starts from.
+* :func:`emulated_bf16_warning`: the warning for bfloat16 training on an x86 CPU without
+  bfloat16 instructions (AVX-512 BF16 or AMX), where oneDNN emulates them: a Shift-GCN training
+  step at T = 300 took 42.4 s instead of 4.2 s in float32 (10x slower), where the CPU with them
+  takes 2.3 s instead of 3.1 s (docs/benchmarks.md, "Fourth round").
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["CPU_ENV_DEFAULTS", "CPU_MALLOC_DEFAULTS", "apply_env_defaults", "tune_glibc_allocator", "usable_cpus"]
+__all__ = [
+    "CPU_ENV_DEFAULTS",
+    "CPU_MALLOC_DEFAULTS",
+    "apply_env_defaults",
+    "cpu_has_bf16_instructions",
+    "emulated_bf16_warning",
+    "tune_glibc_allocator",
+    "usable_cpus",
+]
 
 CPU_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"}
 
@@ -70,3 +82,30 @@ def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def cpu_has_bf16_instructions() -> bool | None:
+    """Whether this x86 CPU has bfloat16 arithmetic (AVX-512 BF16 or AMX tiles), as torch's
+    own CPU feature checks read it; ``None`` when that cannot be told (another architecture, or a
+    torch without the checks)."""
+    import platform
+
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if any(check is None for check in checks):
+        return None
+    return any(bool(check()) for check in checks)  # type: ignore[misc]
+
+
+def emulated_bf16_warning(precision: object) -> str | None:
+    """The warning for training at ``precision`` (Lightning's ``trainer.precision``) on this
+    CPU when it is a bfloat16 precision and the CPU has no bfloat16 instructions
+    (:func:`cpu_has_bf16_instructions` is False); None otherwise."""
+    if not str(precision).startswith("bf16") or cpu_has_bf16_instructions() is not False:
+        return None
+    return (f"precision {precision} on a CPU without bfloat16 instructions (AVX-512 BF16 or AMX): "
+            "bfloat16 is emulated there and much slower than float32 (Shift-GCN training 10x "
+            "slower in docs/benchmarks.md); use --trainer.precision 32-true on this machine")

@@ -4,6 +4,7 @@ by parameter name), and num_class written once (the task's output-size rule on a
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -292,3 +293,44 @@ def test_a_task_num_class_the_data_contradicts_names_the_key():
     # the configs of earlier versions state it twice, in agreement with the data: unchanged
     cfg = _cfg(_ACTION, _SHIFT, {"num_class": 120}, {"num_class": 120})
     assert resolve_output_size(cfg, {"num_class": 120}) == 120
+
+
+# ---- bfloat16 on a CPU that emulates it ------------------------------------------------------------
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_training_on_a_cpu_without_bf16_instructions_warns(monkeypatch, native):
+    """Emulated bfloat16 made a Shift-GCN step 10x slower than float32: the task says so once,
+    when the trainer configures it, naming the way out; a CPU with the instructions (or
+    float32) gets no warning."""
+    import lightning as L
+
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    for precision, expect in (("bf16-mixed", not native), ("32-true", False)):
+        task = _Task(_TwoInputs())
+        task.trainer = L.Trainer(accelerator="cpu", devices=1, precision=precision, logger=False,
+                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            task.configure_model()
+            task.configure_model()  # once per task
+        ours = [w for w in seen if "bfloat16 instructions" in str(w.message)]
+        assert len(ours) == (1 if expect else 0), (precision, native, [str(w.message) for w in seen])
+        if expect:
+            assert "--trainer.precision 32-true" in str(ours[0].message)
+
+
+def test_bf16_instruction_check_reads_torch_and_knows_its_limits(monkeypatch):
+    from graphfuse.cpu_defaults import cpu_has_bf16_instructions, emulated_bf16_warning
+
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert cpu_has_bf16_instructions() is True  # AMX alone is enough
+    assert emulated_bf16_warning("bf16-mixed") is None
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert cpu_has_bf16_instructions() is False
+    assert "bf16-true" in emulated_bf16_warning("bf16-true")
+    assert emulated_bf16_warning("16-mixed") is None and emulated_bf16_warning("32-true") is None
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")  # x86 checks say nothing there
+    assert cpu_has_bf16_instructions() is None and emulated_bf16_warning("bf16-mixed") is None

@@ -58,6 +58,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
+from ..cpu_defaults import emulated_bf16_warning
+
 __all__ = [
     "ID",
     "NON_INPUTS",
@@ -280,8 +282,24 @@ class GraphfuseTask(L.LightningModule):
         strategy has set up the distributed process group (subclasses override ``setup``), so
         it registers :func:`leave_process_group_at_exit` (nothing without a group)."""
         leave_process_group_at_exit()
+        self._warn_emulated_bf16()
         if self.compile_network and getattr(self.model, "_compiled_call_impl", None) is None:
             self.model.compile(fullgraph=True)
+
+    def _warn_emulated_bf16(self) -> None:
+        """Warn once per task when the trainer runs a bfloat16 precision on a CPU that
+        emulates bfloat16 (:func:`graphfuse.cpu_defaults.emulated_bf16_warning`)."""
+        trainer = self._trainer
+        if trainer is None or getattr(self, "_bf16_checked", False):
+            return
+        self._bf16_checked = True
+        if not isinstance(trainer.accelerator, L.pytorch.accelerators.CPUAccelerator):
+            return
+        message = emulated_bf16_warning(trainer.precision)
+        if message is not None:
+            from lightning.pytorch.utilities import rank_zero_warn
+
+            rank_zero_warn(message)
 
     # -- what a subclass defines ---------------------------------------------------------------
     def build_metrics(self, stage: str) -> MetricCollection:
