@@ -259,6 +259,38 @@ def test_half_float_gathers_move_the_bits(dtype, threads):
     assert torch.equal(got2.view(torch.int16), x[:, :, 1].index_select(1, idx).view(torch.int16))
 
 
+@pytest.mark.parametrize("stride", [2, 3])
+def test_strided_half_float_shift_input_gradient_is_onednns(stride):
+    """The input gradient of a strided 16-bit shift is computed in float32 and rounded once
+    (oneDNN's own 16-bit path is slow there): for bfloat16 bit for bit what oneDNN returns, for
+    float16 equal to rounding, and the kernel gradient unchanged."""
+    torch.manual_seed(6)
+    c, t, v = 8, 13, 5
+    y1 = torch.tensor([-3, 0, 1, 2, -1, 4, 0, 12])
+    x1 = torch.tensor([0, -1, 1, 0, 2, 0, -6, 0])
+    t_out = t // stride
+    n_rows = (t_out - 1) * stride + 2
+    for dtype in (torch.bfloat16, torch.float16):
+        rows = as_channels_last(torch.randn(3, c, n_rows, v + 1)).to(dtype)
+        k = torch.randn(c, 1, 2, 2).to(dtype)
+        grad = as_channels_last(torch.randn(3, c, t_out, v)).to(dtype)
+        g_x, g_k = shift_module._shift_conv_backward(grad, rows, k, y1, x1, stride, t, v, True, True)
+        ref_rows, ref_k, _ = torch.ops.aten.convolution_backward(
+            grad, rows, k, None, (stride, 1), (0, 0), (1, 1), False, (0, 0), c, (True, True, False))
+        ref_x = shift_module._shift_gather(ref_rows, -y1, -x1, t, v)
+        assert g_x.dtype == dtype and g_x.shape == (3, c, t, v)
+        assert torch.equal(g_k, ref_k)
+        exact = torch.ops.aten.convolution_backward(
+            grad.double(), rows.double(), k.double(), None, (stride, 1), (0, 0), (1, 1), False, (0, 0), c,
+            (True, False, False))[0]
+        exact_x = shift_module._shift_gather(exact, -y1, -x1, t, v).to(dtype)
+        assert torch.equal(g_x, exact_x)  # each value rounded once from the exact sum
+        if dtype == torch.bfloat16:
+            assert torch.equal(g_x, ref_x)
+        else:
+            torch.testing.assert_close(g_x, ref_x, rtol=2 ** -9, atol=2 ** -9)  # oneDNN: one rounding more
+
+
 def test_temporal_shift_zero_padding_both_ends():
     # all-ones input: output = sum of the weights of the in-range taps.
     t = 6
