@@ -826,8 +826,12 @@ class ShiftGCN(nn.Module):
         # data_bn over features m*V*C + v*C + c (person-major), as the official permute.
         x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)
         x = self.data_bn(x)
-        # -> (N*M, C, T, V) with channels-last memory (N*M, T, V, C) for the rest of the net.
-        return x.view(n, m, v, c, t).permute(0, 1, 4, 2, 3).reshape(n * m, t, v, c).permute(0, 3, 1, 2)
+        # -> (N*M, C, T, V) with channels-last memory (N*M, T, V, C) for the rest of the net: a
+        # copy (C = 3 channels), since the permuted view has the memory order (N*M, V, C, T),
+        # which put l1's down branch (conv + BatchNorm, 64 channels) in NCHW, against the
+        # channels-last gradients of its backward (a slow BatchNorm backward: 66 ms instead of 5).
+        x = x.view(n, m, v, c, t).permute(0, 1, 4, 2, 3).reshape(n * m, t, v, c)
+        return x.contiguous().permute(0, 3, 1, 2)
 
     def forward_units(self, x: Tensor, first: int = 1, last: int | None = None) -> Tensor:
         """Units ``l{first} .. l{last}`` (1-based, inclusive; ``last`` None = the last held)
@@ -841,7 +845,13 @@ class ShiftGCN(nn.Module):
 
     def pool_features(self, x: Tensor, n: int) -> Tensor:
         """``x: (N*M, C, T, V)`` -> ``(N, C)``: mean over ``T*V``, then over the ``M`` persons."""
-        feat = x.mean(dim=(2, 3))  # (N*M, C)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            # Mean over the (N*M, T*V, C) view: its backward materialises the gradient in that
+            # order (channels-last), where a mean over dims (2, 3) gives an NCHW one, which sent the
+            # last unit's ReLU and BatchNorm backward down slow mixed-layout paths (docs/benchmarks.md).
+            feat = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1]).mean(dim=1)  # (N*M, C)
+        else:
+            feat = x.mean(dim=(2, 3))  # (N*M, C)
         return feat.view(n, -1, feat.shape[1]).mean(dim=1)
 
     def forward_features(self, x: Tensor) -> Tensor:
