@@ -26,7 +26,7 @@
 * :func:`emulated_bf16_warning`: the warning for bfloat16 training on an x86 CPU without
   bfloat16 instructions (AVX-512 BF16 or AMX), where oneDNN emulates them: a Shift-GCN training
   step at T = 300 took 42.4 s instead of 4.2 s in float32 (10x slower), where the CPU with them
-  takes 2.3 s instead of 3.1 s (docs/benchmarks.md, "Fourth round").
+  takes 1.7-1.8 s instead of 3.1-3.2 s (docs/benchmarks.md, "Fourth round").
 """
 
 from __future__ import annotations
