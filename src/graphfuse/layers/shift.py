@@ -682,26 +682,24 @@ def _shift_conv_backward(grad: Tensor, rows: Tensor, k: Tensor, y1: Tensor, x1: 
     """Gradients of the shift input (``(N, C, t, v)``) and of the 2 x 2 kernel from the
     gradient of the shift output: the depthwise convolution's backward, then the adjoint of
     the integer-shift gather (injective on valid taps, so again a shift gather)."""
-    groups = rows.shape[1]
+    def conv_backward(g: Tensor, inp: Tensor, kernel: Tensor, mask: tuple[bool, bool, bool]) -> tuple:
+        return torch.ops.aten.convolution_backward(
+            g, inp, kernel, None, (stride, 1), (0, 0), (1, 1), False, (0, 0), rows.shape[1], mask,
+        )
+
     if need_x and stride != 1 and rows.device.type == "cpu" and rows.dtype in _HALF_FLOATS:
         # oneDNN's 16-bit input gradient of a strided depthwise convolution is a slow path (bf16
         # (32, 128, 300, 26) rows, stride 2: 153 ms; in float32 5.6 ms, 10.8 ms with the casts;
         # docs/benchmarks.md). Computed in float32 and rounded once: bit-identical for bfloat16
-        # (each value is a sum of two exact products, which oneDNN also accumulates in float32),
-        # equal to rounding for float16.
+        # (each value is a sum of at most two exact products, which oneDNN also accumulates in
+        # float32), the correctly rounded value for float16. ``shell`` only gives the input's
+        # shape and layout (never written or read).
         shell = torch.empty_strided(rows.shape, rows.stride(), dtype=torch.float32, device=rows.device)
-        g_rows = torch.ops.aten.convolution_backward(
-            grad.float(), shell, k.float(), None, (stride, 1), (0, 0), (1, 1), False, (0, 0), groups,
-            (True, False, False),
-        )[0].to(rows.dtype)
+        g_rows = conv_backward(grad.float(), shell, k.float(), (True, False, False))[0].to(rows.dtype)
         del shell
-        g_k = torch.ops.aten.convolution_backward(
-            grad, rows, k, None, (stride, 1), (0, 0), (1, 1), False, (0, 0), groups, (False, True, False),
-        )[1] if need_k else None
+        g_k = conv_backward(grad, rows, k, (False, True, False))[1] if need_k else None
     else:
-        g_rows, g_k, _ = torch.ops.aten.convolution_backward(
-            grad, rows, k, None, (stride, 1), (0, 0), (1, 1), False, (0, 0), groups, (need_x, need_k, False),
-        )
+        g_rows, g_k, _ = conv_backward(grad, rows, k, (need_x, need_k, False))
     g_x = _shift_gather(g_rows, -y1, -x1, t, v) if need_x else None
     return g_x, (g_k if need_k else None)
 

@@ -209,6 +209,7 @@ class GraphfuseTask(L.LightningModule):
         self.run_config: str | None = None
         #: The ``graphfuse`` block of the checkpoint last loaded (migrated for an old one).
         self.loaded_block: dict[str, Any] | None = None
+        self._bf16_checked = False  # the emulated-bfloat16 warning is given once per task
 
     # -- output size (num_class written once) ----------------------------------------------
     @classmethod
@@ -290,7 +291,7 @@ class GraphfuseTask(L.LightningModule):
         """Warn once per task when the trainer runs a bfloat16 precision on a CPU that
         emulates bfloat16 (:func:`graphfuse.cpu_defaults.emulated_bf16_warning`)."""
         trainer = self._trainer
-        if trainer is None or getattr(self, "_bf16_checked", False):
+        if trainer is None or self._bf16_checked:
             return
         self._bf16_checked = True
         if not isinstance(trainer.accelerator, L.pytorch.accelerators.CPUAccelerator):
