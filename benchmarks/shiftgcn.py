@@ -36,8 +36,12 @@ Two model tables, chosen by ``--variants``:
 Every model configuration runs in its own subprocess, so its peak resident memory
 (``ru_maxrss``) is its own. ``samples/s`` counts forward + backward of
 ``cross_entropy(model(x), y)`` on a ``(batch, 3, frames, 25, 2)`` input (NTU layout, both
-persons), best of ``--steps`` timed steps after one warm-up step; ``bf16`` means CPU
-autocast to bfloat16.
+persons), best of ``--steps`` timed steps after ``--warmup`` untimed ones (default 1); ``bf16``
+means CPU autocast to bfloat16.  On the CPU a T = 300 training step reaches its steady state
+only after about five steps: until the tuned heap has grown to its working size, every step
+still page-faults in fresh memory (62,800, 43,600, 14,400 and 17,200 minor faults in steps 2-5,
+none from step 6 on; docs/benchmarks.md, "Fifth round"), so ``--warmup 5`` gives the speed of
+a long training run.
 
 ``--allocator tuned`` raises glibc's mmap and trim thresholds with ``mallopt`` at process
 start (the same as ``MALLOC_MMAP_THRESHOLD_=2147483647 MALLOC_TRIM_THRESHOLD_=2147483647``),
@@ -152,6 +156,9 @@ def run_model(cfg: dict) -> dict:
     step()
     _sync(torch, device)
     first_s = time.perf_counter() - t_first
+    for _ in range(cfg.get("warmup", 1) - 1):
+        step()
+    _sync(torch, device)
     times = []
     for _ in range(cfg["steps"]):
         t0 = time.perf_counter()
@@ -384,7 +391,7 @@ def _variant_table(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
     what = "eval forward (no_grad)" if args.inference else "forward + backward"
     what += ", torch.compile" if args.compile else ""
     print(f"\nShift-GCN variants, {what}, batch {args.batch}, {', '.join(fixed)}, "
-          f"best of {args.steps} steps; GMAC per sample = one (1, 3, T, 25, 2) forward "
+          f"best of {args.steps} steps after {args.warmup} warm-up; GMAC per sample = one (1, 3, T, 25, 2) forward "
           "(matmuls and convolutions, multiply-add = 1 MAC):\n")
     cols = ["variant", "T", *(c for c, _ in swept),
             "params", "GMAC/sample", "step s", "samples/s", "peak RSS GiB"]
@@ -398,7 +405,8 @@ def _variant_table(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
                 for dtype in args.dtypes:
                     for alloc in args.allocator:
                         cfg = {"frames": t, "batch": args.batch, "threads": threads, "dtype": dtype,
-                               "allocator": alloc, "steps": args.steps, "model_kwargs": spec["kwargs"],
+                               "allocator": alloc, "steps": args.steps, "warmup": args.warmup,
+                               "model_kwargs": spec["kwargs"],
                                "cost": not args.no_cost, "inference": args.inference, "compile": args.compile}
                         r = _spawn("model", cfg)
                         setting = {"threads": threads, "dtype": dtype, "allocator": alloc}
@@ -424,6 +432,9 @@ def main() -> None:
     ap.add_argument("--allocator", nargs="+", default=None, choices=["default", "tuned"],
                     help="default: default tuned; with --variants: tuned")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="untimed steps before the timed ones (the first is reported as 'first s'); "
+                         "5 for the steady state of CPU training at T = 300")
     ap.add_argument("--variants", nargs="+", metavar="NAME",
                     help="time these Shift-GCN variants ('all' = every one; see --list-variants) "
                          "instead of the official model's frames/dtype/allocator sweep")
@@ -453,7 +464,7 @@ def main() -> None:
         worker = {"model": run_model, "shift": run_shift, "bf16": run_bf16_check}[cfg.pop("kind")]
         print(json.dumps(worker(cfg)))
         return
-    for opt in ("batch", "steps"):
+    for opt in ("batch", "steps", "warmup"):
         if getattr(args, opt) < 1:
             ap.error(f"--{opt} must be >= 1")
     if any(t < 1 for t in args.threads) or any(f < 1 for f in args.frames or [1]):
@@ -489,7 +500,8 @@ def main() -> None:
     elif not args.skip_model:
         what = "inference (eval, no_grad)" if args.inference else "training step (forward + backward)"
         mem = "peak CUDA GiB" if args.device == "cuda" else "peak RSS GiB"
-        print(f"\n{what} on {args.device}{', torch.compile' if args.compile else ''}:\n")
+        print(f"\n{what} on {args.device}{', torch.compile' if args.compile else ''}, "
+              f"best of {args.steps} steps after {args.warmup} warm-up:\n")
         print(f"| frames | batch | threads | dtype | allocator | kernels | first s | step s | samples/s | {mem} |")
         print("|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
         for frames in args.frames:
@@ -498,7 +510,8 @@ def main() -> None:
                     for alloc in args.allocator:
                         for kernels in args.kernels:
                             cfg = {"frames": frames, "batch": args.batch, "threads": threads, "dtype": dtype,
-                                   "allocator": alloc, "steps": args.steps, "inference": args.inference,
+                                   "allocator": alloc, "steps": args.steps, "warmup": args.warmup,
+                                   "inference": args.inference,
                                    "compile": args.compile, "device": args.device, "kernels": kernels}
                             r = _spawn("model", cfg)
                             head = f"| {frames} | {args.batch} | {threads} | {dtype} | {alloc} | {kernels} |"
