@@ -95,3 +95,110 @@ def test_malloc_settings_the_user_chose_win(monkeypatch):
     assert "MALLOC_TRIM_THRESHOLD_" not in applied
     if _glibc_with_mallinfo2():
         assert applied == ["MALLOC_MMAP_THRESHOLD_"]
+
+
+# -- tcmalloc / jemalloc preloaded for the training subcommands (graphfuse.cpu_defaults) -------------
+def _fake_libraries(folder, *names):
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"")
+    return [str(folder)]
+
+
+def test_the_preloaded_allocator_is_tcmalloc_then_jemalloc(tmp_path):
+    from graphfuse.cpu_defaults import allocator_preload
+
+    both = _fake_libraries(tmp_path / "both", "libjemalloc.so.2", "libtcmalloc_minimal.so.4")
+    name, env = allocator_preload({"PATH": "/bin"}, dirs=both)
+    assert name == "tcmalloc" and env["LD_PRELOAD"] == str(tmp_path / "both" / "libtcmalloc_minimal.so.4")
+    assert env["PATH"] == "/bin" and env["GRAPHFUSE_PRELOADED_ALLOCATOR"] == "tcmalloc"
+    assert int(env["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"]) >= 2**40  # no report per large block
+    only_je = _fake_libraries(tmp_path / "je", "libjemalloc.so.2")
+    name, env = allocator_preload({}, dirs=only_je)
+    # jemalloc keeps its freed pages: with its default decay a T = 300 step took 3x as long
+    assert name == "jemalloc" and env["MALLOC_CONF"] == "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    assert allocator_preload({"MALLOC_CONF": "narenas:2"}, dirs=only_je)[1]["MALLOC_CONF"] == "narenas:2"
+    assert allocator_preload({"GRAPHFUSE_MALLOC": "jemalloc"}, dirs=both)[0] == "jemalloc"
+
+
+def test_no_preload_where_the_user_chose_or_nothing_is_installed(tmp_path):
+    import pytest
+
+    from graphfuse.cpu_defaults import allocator_preload
+
+    both = _fake_libraries(tmp_path / "both", "libjemalloc.so.2", "libtcmalloc_minimal.so.4")
+    assert allocator_preload({"GRAPHFUSE_MALLOC": "glibc"}, dirs=both) is None
+    assert allocator_preload({"GRAPHFUSE_MALLOC": "default"}, dirs=both) is None
+    assert allocator_preload({"LD_PRELOAD": "/opt/libiomp5.so"}, dirs=both) is None  # the user's, kept
+    assert allocator_preload({}, dirs=[str(tmp_path / "none")]) is None
+    with pytest.raises(ValueError, match="GRAPHFUSE_MALLOC must be one of auto, tcmalloc, jemalloc, glibc"):
+        allocator_preload({"GRAPHFUSE_MALLOC": "mimalloc"}, dirs=both)
+    with pytest.raises(ValueError, match="GRAPHFUSE_MALLOC=tcmalloc: none of libtcmalloc_minimal.so.4"):
+        allocator_preload({"GRAPHFUSE_MALLOC": "tcmalloc"}, dirs=_fake_libraries(tmp_path / "je", "libjemalloc.so.2"))
+
+
+_REEXEC = """
+import os, sys
+import graphfuse.cpu_defaults as c
+{patch}
+c.reexec_with_allocator()
+print(os.environ.get("LD_PRELOAD"), os.environ.get("GRAPHFUSE_PRELOADED_ALLOCATOR"), os.getpid(), sys.argv[1:])
+"""
+
+
+def _reexec(patch: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GRAPHFUSE_MALLOC")}
+    proc = subprocess.Popen([sys.executable, "-c", _REEXEC.format(patch=patch), "fit", "x"], env=base | env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, f"{proc.pid} {out}", err)
+
+
+def test_the_command_restarts_itself_in_the_same_process_under_the_library():
+    """The re-execution keeps the process (pid), its arguments and environment, adds the library to
+    ``LD_PRELOAD`` and says so once; it happens once. A stand-in library (libm, on every glibc
+    system) plays the allocator, so this runs where neither is installed."""
+    import pytest
+
+    import graphfuse.cpu_defaults as c
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("LD_PRELOAD is Linux's")
+    libm = next((os.path.join(d, "libm.so.6") for d in c._library_dirs(os.environ)
+                 if os.path.isfile(os.path.join(d, "libm.so.6"))), None)
+    if libm is None:
+        pytest.skip("no libm.so.6 in the library folders")
+    run = _reexec("c.PRELOAD_ALLOCATORS = {'tcmalloc': (('libm.so.6',), {'GF_TEST_DEFAULT': '1'})}")
+    assert run.returncode == 0, run.stderr
+    pid, preload, name, child_pid, args = run.stdout.strip().split(maxsplit=4)
+    assert (preload, name) == (libm, "tcmalloc") and child_pid == pid
+    assert args == "['fit', 'x']"
+    assert run.stderr.count("graphfuse: memory allocator tcmalloc") == 1
+    assert _reexec("c.PRELOAD_ALLOCATORS = {'tcmalloc': (('libm.so.6',), {})}", GRAPHFUSE_MALLOC="glibc"
+                   ).stdout.split()[1:3] == ["None", "None"]
+
+
+def test_the_real_allocator_is_mapped_after_the_restart():
+    """Where tcmalloc or jemalloc is installed: the restarted command runs on it."""
+    import pytest
+
+    from graphfuse.cpu_defaults import allocator_preload
+
+    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GRAPHFUSE_MALLOC")}
+    plan = allocator_preload(base)
+    if plan is None:
+        pytest.skip("neither tcmalloc nor jemalloc is installed")
+    library = os.path.realpath(plan[1]["LD_PRELOAD"])
+    code = ("import graphfuse.cpu_defaults as c; c.reexec_with_allocator(); "
+            f"print(sum(line.rstrip().endswith({library!r}) for line in open('/proc/self/maps')))")
+    out = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True, check=True)
+    assert int(out.stdout) > 0, out.stderr
+
+
+def test_a_bad_allocator_choice_is_one_line_before_any_work():
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"} | {"GRAPHFUSE_MALLOC": "hoard"}
+    run = subprocess.run([sys.executable, "-m", "graphfuse.cli", "fit", "--help"], env=env, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.strip().splitlines() == [
+        "graphfuse fit: error: GRAPHFUSE_MALLOC must be one of auto, tcmalloc, jemalloc, glibc, default; got 'hoard'"]

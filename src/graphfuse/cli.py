@@ -26,9 +26,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-# The command's CPU defaults (graphfuse.cpu_defaults: OpenMP threads sleep instead of spinning,
-# glibc keeps freed large blocks in the heap), set before torch is imported.
-from .cpu_defaults import CPU_ENV_DEFAULTS, CPU_MALLOC_DEFAULTS, apply_env_defaults, tune_glibc_allocator
+# The command's CPU defaults (graphfuse.cpu_defaults: OpenMP threads spin briefly, then sleep;
+# glibc keeps freed large blocks in the heap), set before torch is imported. The training
+# subcommands also restart under tcmalloc or jemalloc where one is installed (main()).
+from .cpu_defaults import (
+    CPU_ENV_DEFAULTS,
+    CPU_MALLOC_DEFAULTS,
+    apply_env_defaults,
+    reexec_with_allocator,
+    tune_glibc_allocator,
+)
 
 if "torch" not in sys.modules:
     apply_env_defaults()
@@ -250,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         print(f"graphfuse: unknown command {argv[0]!r}", file=sys.stderr)
         return 2
+    if from_command_line:
+        try:  # returns when no allocator is preloaded; else this process restarts under it
+            reexec_with_allocator()
+        except ValueError as exc:
+            print(f"graphfuse {argv[0]}: error: {exc}", file=sys.stderr)
+            return 2
     from .checkpoints import CheckpointError
     from .data.checks import ValueCheckError
     from .engine import GraphfuseCLI, import_components

@@ -21,6 +21,14 @@
   take effect for every later allocation; no re-exec). A variable the user exports wins
   (glibc applied it at start), and ``GRAPHFUSE_MALLOC=default`` keeps glibc's own behaviour.
   Not glibc: nothing.
+* :data:`PRELOAD_ALLOCATORS`: the training subcommands run under tcmalloc (else jemalloc)
+  where one is installed: :func:`reexec_with_allocator` starts the same command again in the
+  same process (``os.execve``, same pid) with the library in ``LD_PRELOAD``. glibc's heap, even
+  tuned, fragments: ``graphfuse fit`` of Shift-GCN at batch 16, T = 300 peaked at 6.8-7.7 GiB
+  (7.3-8.3 GB) with at most about 3-4 GiB in use, where tcmalloc peaked at 4.1-4.2 GiB at the
+  same speed (docs/benchmarks.md, "Fifth round"). ``GRAPHFUSE_MALLOC`` chooses: ``auto`` (the
+  default), ``tcmalloc``, ``jemalloc``, ``glibc`` (tuned, no preload) or ``default`` (glibc
+  untouched); an ``LD_PRELOAD`` the user set is left alone.
 * :func:`usable_cpus`: the cores this process may run on (its CPU affinity, which a container,
   ``taskset`` or a batch scheduler restricts), the count every default pool size starts from.
 * :func:`emulated_bf16_warning`: the warning for bfloat16 training on an x86 CPU without
@@ -32,13 +40,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "ALLOCATOR_CHOICES",
     "CPU_ENV_DEFAULTS",
     "CPU_MALLOC_DEFAULTS",
+    "PRELOAD_ALLOCATORS",
+    "allocator_preload",
     "apply_env_defaults",
     "cpu_has_bf16_instructions",
     "emulated_bf16_warning",
+    "reexec_with_allocator",
     "tune_glibc_allocator",
     "usable_cpus",
 ]
@@ -63,8 +76,8 @@ def tune_glibc_allocator(defaults: dict[str, tuple[int, int]] = CPU_MALLOC_DEFAU
     this is not glibc or ``GRAPHFUSE_MALLOC=default``)."""
     import ctypes
 
-    if os.environ.get("GRAPHFUSE_MALLOC", "").lower() == "default":
-        return []
+    if os.environ.get("GRAPHFUSE_MALLOC", "").lower() == "default" or os.environ.get(_PRELOADED):
+        return []  # glibc as it is, or glibc's malloc not in use (tcmalloc/jemalloc preloaded)
     try:  # glibc names itself here (cheap, unlike platform.libc_ver, which reads the executable)
         if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
             return []
@@ -73,6 +86,93 @@ def tune_glibc_allocator(defaults: dict[str, tuple[int, int]] = CPU_MALLOC_DEFAU
         return []
     return [name for name, (option, value) in defaults.items()
             if name not in os.environ and mallopt(option, ctypes.c_int(value)) == 1]
+
+
+#: ``name -> (library file names, environment defaults)`` of the allocators
+#: :func:`reexec_with_allocator` preloads, in order of preference. tcmalloc: no report of large
+#: allocations on stderr (it prints one per block over 1 GiB by default). jemalloc: freed pages
+#: kept (with its default decay a Shift-GCN step at T = 300 took 3x as long, page-faulting).
+PRELOAD_ALLOCATORS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "tcmalloc": (("libtcmalloc_minimal.so.4", "libtcmalloc.so.4"),
+                 {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(2**50)}),
+    "jemalloc": (("libjemalloc.so.2",), {"MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}),
+}
+
+#: The values of ``GRAPHFUSE_MALLOC``.
+ALLOCATOR_CHOICES = ("auto", *PRELOAD_ALLOCATORS, "glibc", "default")
+
+#: Set in the environment of a command re-executed under a preloaded allocator (its name).
+_PRELOADED = "GRAPHFUSE_PRELOADED_ALLOCATOR"
+
+
+def _library_dirs(environ: Mapping[str, str]) -> list[str]:
+    """Where :func:`allocator_preload` looks: the active conda/virtual prefix's ``lib``, then the
+    system's library folders (Debian's multiarch one first)."""
+    import sys
+    import sysconfig
+
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    dirs = [os.path.join(p, "lib") for p in (environ.get("CONDA_PREFIX"), sys.prefix) if p]
+    for root in ("/usr/local/lib", "/usr/lib", "/lib"):
+        dirs += [os.path.join(root, multiarch)] if multiarch else []
+        dirs.append(root)
+    dirs += ["/usr/lib64", "/lib64"]
+    return list(dict.fromkeys(dirs))
+
+
+def allocator_preload(environ: Mapping[str, str], dirs: Sequence[str] | None = None
+                      ) -> tuple[str, dict[str, str]] | None:
+    """``(name, environment)`` to re-execute the command with an allocator preloaded, or None
+    to stay on glibc: ``GRAPHFUSE_MALLOC`` is ``glibc`` or ``default``, ``LD_PRELOAD`` is already
+    set (by the user, or by an earlier re-execution), this is not Linux, or no library of the
+    chosen allocator (``auto``: any, in the order of :data:`PRELOAD_ALLOCATORS`) is in ``dirs``
+    (default: :func:`_library_dirs`).
+
+    Raises:
+        ValueError: ``GRAPHFUSE_MALLOC`` is not one of :data:`ALLOCATOR_CHOICES`, or names an
+            allocator that is not installed.
+    """
+    import sys
+
+    choice = environ.get("GRAPHFUSE_MALLOC", "").strip().lower() or "auto"
+    if choice not in ALLOCATOR_CHOICES:
+        raise ValueError(f"GRAPHFUSE_MALLOC must be one of {', '.join(ALLOCATOR_CHOICES)}; got {choice!r}")
+    if choice in ("glibc", "default") or environ.get("LD_PRELOAD") or not sys.platform.startswith("linux"):
+        return None
+    dirs = _library_dirs(environ) if dirs is None else dirs
+    names = list(PRELOAD_ALLOCATORS) if choice == "auto" else [choice]
+    for name in names:
+        files, defaults = PRELOAD_ALLOCATORS[name]
+        for file in files:
+            for folder in dirs:
+                path = os.path.join(folder, file)
+                if os.path.isfile(path):
+                    env = {**defaults, **environ, "LD_PRELOAD": path, _PRELOADED: name}
+                    return name, env
+    if choice != "auto":
+        raise ValueError(f"GRAPHFUSE_MALLOC={choice}: none of {', '.join(PRELOAD_ALLOCATORS[choice][0])} "
+                         f"found in {', '.join(dirs)}")
+    return None
+
+
+def reexec_with_allocator() -> None:
+    """Start this command again, in this process, under the allocator :func:`allocator_preload`
+    picks (one line on stderr says which); return when it picks none. Call it first thing
+    from the command line's entry point, before any work or output."""
+    import sys
+
+    plan = allocator_preload(os.environ)
+    if plan is None:
+        return
+    name, env = plan
+    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    print(f"graphfuse: memory allocator {name} ({env['LD_PRELOAD']}); GRAPHFUSE_MALLOC=glibc keeps glibc's",
+          file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    try:
+        os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+    except OSError as exc:  # not expected; carry on with glibc rather than fail the command
+        print(f"graphfuse: could not restart under {name} ({exc}); glibc's allocator stays", file=sys.stderr)
 
 
 def usable_cpus() -> int:
