@@ -25,7 +25,7 @@
   where one is installed: :func:`reexec_with_allocator` starts the same command again in the
   same process (``os.execve``, same pid) with the library in ``LD_PRELOAD``. glibc's heap, even
   tuned, fragments: ``graphfuse fit`` of Shift-GCN at batch 16, T = 300 peaked at 6.8-7.7 GiB
-  (7.3-8.3 GB) with at most about 3-4 GiB in use, where tcmalloc peaked at 4.1-4.2 GiB at the
+  (7.3-8.3 GB) with at most about 3-4 GiB in use, where tcmalloc peaked at 4.1-4.3 GiB at the
   same speed (docs/benchmarks.md, "Fifth round"). ``GRAPHFUSE_MALLOC`` chooses: ``auto`` (the
   default), ``tcmalloc``, ``jemalloc``, ``glibc`` (tuned, no preload) or ``default`` (glibc
   untouched); an ``LD_PRELOAD`` the user set is left alone.
