@@ -168,13 +168,13 @@ def test_the_command_restarts_itself_in_the_same_process_under_the_library():
                  if os.path.isfile(os.path.join(d, "libm.so.6"))), None)
     if libm is None:
         pytest.skip("no libm.so.6 in the library folders")
-    run = _reexec("c.PRELOAD_ALLOCATORS = {'tcmalloc': (('libm.so.6',), {'GF_TEST_DEFAULT': '1'})}")
+    run = _reexec("c.PRELOAD_ALLOCATORS = {'tcmalloc': (('libm.so.6',), {'GF_TEST_DEFAULT': '1'}, 'tc_malloc')}")
     assert run.returncode == 0, run.stderr
     pid, preload, name, child_pid, args = run.stdout.strip().split(maxsplit=4)
     assert (preload, name) == (libm, "tcmalloc") and child_pid == pid
     assert args == "['fit', 'x']"
     assert run.stderr.count("graphfuse: memory allocator tcmalloc") == 1
-    assert _reexec("c.PRELOAD_ALLOCATORS = {'tcmalloc': (('libm.so.6',), {})}", GRAPHFUSE_MALLOC="glibc"
+    assert _reexec("c.PRELOAD_ALLOCATORS = {'tcmalloc': (('libm.so.6',), {}, 'tc_malloc')}", GRAPHFUSE_MALLOC="glibc"
                    ).stdout.split()[1:3] == ["None", "None"]
 
 
@@ -190,9 +190,29 @@ def test_the_real_allocator_is_mapped_after_the_restart():
         pytest.skip("neither tcmalloc nor jemalloc is installed")
     library = os.path.realpath(plan[1]["LD_PRELOAD"])
     code = ("import graphfuse.cpu_defaults as c; c.reexec_with_allocator(); "
-            f"print(sum(line.rstrip().endswith({library!r}) for line in open('/proc/self/maps')))")
+            f"print(sum(line.rstrip().endswith({library!r}) for line in open('/proc/self/maps')), "
+            "c.preloaded_allocator(), c.tune_glibc_allocator())")
     out = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True, check=True)
-    assert int(out.stdout) > 0, out.stderr
+    mapped, name, tuned = out.stdout.split(maxsplit=2)
+    assert int(mapped) > 0 and name == plan[0], out.stderr
+    assert tuned.strip() == "[]"  # glibc's malloc is not in use: nothing to tune
+
+
+def test_a_library_that_did_not_load_leaves_glibc_tuned(monkeypatch):
+    """The marker alone (a preload the dynamic loader refused) does not switch glibc's tuning off."""
+    from graphfuse import cpu_defaults
+
+    monkeypatch.setenv("GRAPHFUSE_PRELOADED_ALLOCATOR", "tcmalloc")
+    monkeypatch.delenv("GRAPHFUSE_MALLOC", raising=False)
+    for name in cpu_defaults.CPU_MALLOC_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    if cpu_defaults.preloaded_allocator() is not None:
+        import pytest
+
+        pytest.skip("this test process itself runs on tcmalloc")
+    assert cpu_defaults.preloaded_allocator() is None
+    if _glibc_with_mallinfo2():
+        assert cpu_defaults.tune_glibc_allocator() == list(cpu_defaults.CPU_MALLOC_DEFAULTS)
 
 
 def test_a_bad_allocator_choice_is_one_line_before_any_work():

@@ -51,6 +51,7 @@ __all__ = [
     "apply_env_defaults",
     "cpu_has_bf16_instructions",
     "emulated_bf16_warning",
+    "preloaded_allocator",
     "reexec_with_allocator",
     "tune_glibc_allocator",
     "usable_cpus",
@@ -76,7 +77,7 @@ def tune_glibc_allocator(defaults: dict[str, tuple[int, int]] = CPU_MALLOC_DEFAU
     this is not glibc or ``GRAPHFUSE_MALLOC=default``)."""
     import ctypes
 
-    if os.environ.get("GRAPHFUSE_MALLOC", "").lower() == "default" or os.environ.get(_PRELOADED):
+    if os.environ.get("GRAPHFUSE_MALLOC", "").lower() == "default" or preloaded_allocator() is not None:
         return []  # glibc as it is, or glibc's malloc not in use (tcmalloc/jemalloc preloaded)
     try:  # glibc names itself here (cheap, unlike platform.libc_ver, which reads the executable)
         if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
@@ -88,14 +89,14 @@ def tune_glibc_allocator(defaults: dict[str, tuple[int, int]] = CPU_MALLOC_DEFAU
             if name not in os.environ and mallopt(option, ctypes.c_int(value)) == 1]
 
 
-#: ``name -> (library file names, environment defaults)`` of the allocators
-#: :func:`reexec_with_allocator` preloads, in order of preference. tcmalloc: no report of large
-#: allocations on stderr (it prints one per block over 1 GiB by default). jemalloc: freed pages
-#: kept (with its default decay a Shift-GCN step at T = 300 took 3x as long, page-faulting).
-PRELOAD_ALLOCATORS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+#: ``name -> (library file names, environment defaults, a symbol only it exports)`` of the
+#: allocators :func:`reexec_with_allocator` preloads, in order of preference. tcmalloc: no report
+#: of large allocations on stderr (it prints one per block over 1 GiB by default). jemalloc: freed
+#: pages kept (with its default decay a Shift-GCN step at T = 300 took 3x as long, page-faulting).
+PRELOAD_ALLOCATORS: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
     "tcmalloc": (("libtcmalloc_minimal.so.4", "libtcmalloc.so.4"),
-                 {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(2**50)}),
-    "jemalloc": (("libjemalloc.so.2",), {"MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}),
+                 {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(2**50)}, "tc_malloc"),
+    "jemalloc": (("libjemalloc.so.2",), {"MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}, "mallctl"),
 }
 
 #: The values of ``GRAPHFUSE_MALLOC``.
@@ -142,7 +143,7 @@ def allocator_preload(environ: Mapping[str, str], dirs: Sequence[str] | None = N
     dirs = _library_dirs(environ) if dirs is None else dirs
     names = list(PRELOAD_ALLOCATORS) if choice == "auto" else [choice]
     for name in names:
-        files, defaults = PRELOAD_ALLOCATORS[name]
+        files, defaults, _ = PRELOAD_ALLOCATORS[name]
         for file in files:
             for folder in dirs:
                 path = os.path.join(folder, file)
@@ -153,6 +154,21 @@ def allocator_preload(environ: Mapping[str, str], dirs: Sequence[str] | None = N
         raise ValueError(f"GRAPHFUSE_MALLOC={choice}: none of {', '.join(PRELOAD_ALLOCATORS[choice][0])} "
                          f"found in {', '.join(dirs)}")
     return None
+
+
+def preloaded_allocator() -> str | None:
+    """The allocator this process runs on after :func:`reexec_with_allocator` (``tcmalloc`` or
+    ``jemalloc``), or None: the one it chose, if its own symbol resolves in this process (a
+    library the dynamic loader could not preload leaves glibc's malloc in use)."""
+    import ctypes
+
+    name = os.environ.get(_PRELOADED)
+    if name not in PRELOAD_ALLOCATORS:
+        return None
+    try:
+        return name if hasattr(ctypes.CDLL(None), PRELOAD_ALLOCATORS[name][2]) else None
+    except OSError:
+        return None
 
 
 def reexec_with_allocator() -> None:
