@@ -49,6 +49,9 @@ so freed activation buffers are reused instead of being returned to the kernel a
 page-faulted in again on the next step.  At 300 frames each activation is ~60 MB, above
 glibc's largest dynamic mmap threshold (32 MB), so with the default allocator every step
 faults in ~20 GB of fresh pages.  The price is a higher peak RSS (freed memory is kept).
+``--allocator tcmalloc`` / ``jemalloc`` start the worker with that library in ``LD_PRELOAD``
+(``graphfuse.cpu_defaults.allocator_preload``, what the ``graphfuse`` training subcommands use
+where it is installed): as fast as ``tuned``, without glibc's fragmentation.
 """
 
 from __future__ import annotations
@@ -78,6 +81,11 @@ BUILTIN_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: ``--allocator`` values that preload a library into the worker (graphfuse.cpu_defaults, as the
+#: ``graphfuse`` training subcommands do where it is installed).
+PRELOADED = ("tcmalloc", "jemalloc")
+
+
 def tune_glibc_allocator() -> bool:
     """Keep freed large blocks in the heap (glibc only); returns whether it applied."""
     try:
@@ -96,6 +104,11 @@ def _setup(cfg: dict):
     """Allocator, threads, shift kernels and device of one worker; returns ``(torch, device)``."""
     if cfg.get("allocator") == "tuned" and cfg.get("device", "cpu") == "cpu" and not tune_glibc_allocator():
         raise RuntimeError("mallopt unavailable")
+    if cfg.get("allocator") in PRELOADED:
+        from graphfuse.cpu_defaults import preloaded_allocator
+
+        if preloaded_allocator() != cfg["allocator"]:
+            raise RuntimeError(f"{cfg['allocator']} was not loaded")
     import torch
 
     from graphfuse.layers.shift import set_shift_kernels
@@ -376,7 +389,16 @@ def _describe(spec: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------
 def _spawn(kind: str, cfg: dict) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--_worker", json.dumps({"kind": kind, **cfg})]
-    out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    env = None
+    if cfg.get("allocator") in PRELOADED:  # the worker starts with the library in LD_PRELOAD
+        from graphfuse.cpu_defaults import allocator_preload
+
+        try:
+            env = allocator_preload({k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+                                    | {"GRAPHFUSE_MALLOC": cfg["allocator"]})[1]  # type: ignore[index]
+        except ValueError as exc:
+            return {"error": str(exc)}
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"rc {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -429,7 +451,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1])
     ap.add_argument("--dtypes", nargs="+", default=None, choices=["fp32", "bf16"],
                     help="default: fp32 bf16; with --variants: fp32")
-    ap.add_argument("--allocator", nargs="+", default=None, choices=["default", "tuned"],
+    ap.add_argument("--allocator", nargs="+", default=None, choices=["default", "tuned", *PRELOADED],
                     help="default: default tuned; with --variants: tuned")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1,
