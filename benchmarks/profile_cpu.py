@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n{head}: {untimed:.2f} s per step untimed, {wall:.2f} s profiled")
         column = "self CPU s per step"
     else:
-        timer = _WallTimer(torch, by_shape=args.by_shape)
+        timer = _wall_timer(torch, by_shape=args.by_shape)
         with timer:
             step()  # the mode's first use is slow: one step untimed under it
             timer.calls.clear()
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {g} | {sec / args.steps:.2f} | {100 * sec / total:.0f}% |")
 
 
-def _WallTimer(torch, by_shape: bool):
+def _wall_timer(torch, by_shape: bool):
     """A ``TorchDispatchMode`` that adds up each ATen call's wall time: ``.calls[key] = [calls,
     seconds]``, ``key`` the operator's name (with ``by_shape``, plus its tensor arguments' shapes,
     and strides where not contiguous)."""

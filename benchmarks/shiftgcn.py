@@ -69,6 +69,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from graphfuse.cpu_defaults import PRELOAD_ALLOCATORS
+
 #: The research notes' experiment configs, one variant each.
 NOTES_DIR = Path(__file__).resolve().parents[1] / "configs" / "ntu60-xsub" / "shiftgcn" / "notes"
 
@@ -83,7 +85,7 @@ BUILTIN_VARIANTS: dict[str, dict[str, Any]] = {
 
 #: ``--allocator`` values that preload a library into the worker (graphfuse.cpu_defaults, as the
 #: ``graphfuse`` training subcommands do where it is installed).
-PRELOADED = ("tcmalloc", "jemalloc")
+PRELOADED = tuple(PRELOAD_ALLOCATORS)
 
 
 def tune_glibc_allocator() -> bool:
@@ -394,10 +396,13 @@ def _spawn(kind: str, cfg: dict) -> dict:
         from graphfuse.cpu_defaults import allocator_preload
 
         try:
-            env = allocator_preload({k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-                                    | {"GRAPHFUSE_MALLOC": cfg["allocator"]})[1]  # type: ignore[index]
+            plan = allocator_preload({k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+                                     | {"GRAPHFUSE_MALLOC": cfg["allocator"]})
         except ValueError as exc:
             return {"error": str(exc)}
+        if plan is None:  # not Linux
+            return {"error": f"{cfg['allocator']} cannot be preloaded on {sys.platform}"}
+        env = plan[1]
     out = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"rc {out.returncode}"}
