@@ -16,8 +16,8 @@ allocation)::
 ``TorchDispatchMode`` (CPU operators are synchronous, so a call's wall time is its cost; the
 sum comes to about 1.1x the untimed step).  ``--by-shape`` splits each operator by its
 arguments' shapes and strides.  ``--timer profiler`` prints ``torch.profiler``'s table
-(self CPU time) instead; it slows a T = 300 training step from about 3.0 to 5.2 s, unevenly:
-the gathers 2.4x and the convolution backward 2.3x (docs/benchmarks.md, "Fifth round").
+(self CPU time) instead; it slows a T = 300 training step from 3.6 to 4.8 s, and charges the
+gathers and convolutions 1.4-1.5x what the wall clock measures (docs/benchmarks.md, "Fifth round").
 
 ``--allocator tuned`` applies the glibc allocator tuning first (``mallopt``, as the ``graphfuse``
 command does: ``graphfuse.cpu_defaults.CPU_MALLOC_DEFAULTS``).  Used to write the CPU breakdown in ``docs/benchmarks.md``.
